@@ -1,0 +1,1 @@
+"""Risa/Asir scripts shipped as package data (read with importlib.resources)."""

@@ -1,0 +1,1 @@
+"""Derivation of holonomic systems: the pure-Python engine and the CAS backends."""

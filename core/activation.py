@@ -1,0 +1,193 @@
+"""Activations as data: expression, annihilators and the Pfaffian systems of their duals.
+
+An activation file (JSON, one per activation, ``format_version`` 1) holds
+
+- ``name``, ``description``, ``expression`` and ``derivative`` (SymPy syntax in ``u``);
+- ``annihilators``: for ``"s"`` and ``"ds"``, generators of a left ideal in Q<u, d> (d = d/du)
+  that annihilates the function as a distribution, written normally ordered ("u*d - 1");
+- ``homogeneity``: the degree k of positive homogeneity s(l u) = l^k s(u) (l > 0), or null;
+- ``duals``: for each dual key (``"ss"`` = E[s(u)s(v)], ``"dsds"`` = E[s'(u)s'(v)]) a
+  :class:`~hgmntk.system.PfaffianSystem`;
+- ``collinear``: for each dual key, how to evaluate it on a singular covariance (rho = +-1):
+  ``{"kind": "homogeneous", "same": E[s(U)s(U)], "opposite": E[s(U)s(-U)]}`` (U ~ N(0,1),
+  decimal strings or "inf") or ``{"kind": "quadrature"}`` (1-D quadrature of the
+  expression);
+- ``provenance``: how the file was made (engine, version, date).
+
+Closed forms are code, attached by the plugin that registers the activation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+from .errors import ActivationFileError
+from .system import PfaffianSystem, parse_number
+
+FORMAT_NAME = "hgmntk-activation"
+FORMAT_VERSION = 1
+
+#: The dual keys hgmntk knows: value of E[s(u)s(v)] and of E[s'(u)s'(v)].
+DUAL_KEYS = {False: "ss", True: "dsds"}
+
+ClosedForm = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class CollinearData:
+    """How a dual is evaluated at rho = +-1 (see module docstring)."""
+
+    kind: str
+    same: float = math.nan
+    opposite: float = math.nan
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> CollinearData:
+        kind = data.get("kind", "quadrature")
+        if kind == "homogeneous":
+            return cls(kind, float(parse_number(data["same"])), float(parse_number(data["opposite"])))
+        if kind == "quadrature":
+            return cls(kind)
+        raise ValueError(f"unknown collinear kind {kind!r}")
+
+    def to_json(self) -> dict:
+        if self.kind == "homogeneous":
+            return {"kind": self.kind, "same": _num(self.same), "opposite": _num(self.opposite)}
+        return {"kind": self.kind}
+
+
+def _num(v: float) -> str:
+    return "inf" if math.isinf(v) else repr(float(v))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation function and everything hgmntk needs to compute its kernels."""
+
+    name: str
+    expression: str
+    derivative: str | None = None
+    description: str = ""
+    annihilators: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    homogeneity: Mapping[str, float | None] = field(default_factory=dict)
+    duals: Mapping[str, PfaffianSystem] = field(default_factory=dict)
+    collinear: Mapping[str, CollinearData] = field(default_factory=dict)
+    closed_forms: Mapping[str, ClosedForm] = field(default_factory=dict)
+    provenance: Mapping[str, object] = field(default_factory=dict)
+    holonomic: bool = True
+    source: str = ""
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def from_json(cls, data: Mapping, source: str = "") -> Activation:
+        """Build from the parsed JSON of an activation file (validating it)."""
+        if data.get("format") != FORMAT_NAME:
+            raise ActivationFileError(f"{source or 'data'}: not an hgmntk activation file")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ActivationFileError(
+                f"{source}: activation file format version {version!r} is not supported "
+                f"(this hgmntk reads version {FORMAT_VERSION}); re-derive it with "
+                "'hgmntk derive' or upgrade hgmntk"
+            )
+        try:
+            return cls(
+                name=str(data["name"]),
+                expression=str(data["expression"]),
+                derivative=data.get("derivative"),
+                description=str(data.get("description", "")),
+                annihilators={k: tuple(v) for k, v in data.get("annihilators", {}).items()},
+                homogeneity=dict(data.get("homogeneity", {})),
+                duals={k: PfaffianSystem.from_json(v) for k, v in data.get("duals", {}).items()},
+                collinear={
+                    k: CollinearData.from_json(v) for k, v in data.get("collinear", {}).items()
+                },
+                provenance=dict(data.get("provenance", {})),
+                holonomic=bool(data.get("holonomic", True)),
+                source=source,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ActivationFileError(
+                f"{source or 'activation data'}: corrupt activation file ({type(exc).__name__}: "
+                f"{exc}); delete it and re-derive, or reinstall the plugin that ships it"
+            ) from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> Activation:
+        """Read an activation file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ActivationFileError(f"activation file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ActivationFileError(
+                f"{path}: unreadable activation file ({exc}); delete it and re-derive"
+            ) from exc
+        return cls.from_json(data, source=str(path))
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "expression": self.expression,
+            "derivative": self.derivative,
+            "holonomic": self.holonomic,
+            "annihilators": {k: list(v) for k, v in self.annihilators.items()},
+            "homogeneity": dict(self.homogeneity),
+            "duals": {k: v.to_json() for k, v in self.duals.items()},
+            "collinear": {k: v.to_json() for k, v in self.collinear.items()},
+            "provenance": dict(self.provenance),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the activation file atomically (temporary file, then rename)."""
+        import os
+        import tempfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_json(), fh, indent=1)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def with_closed_forms(self, **forms: ClosedForm) -> Activation:
+        """A copy with closed forms attached (keys are dual keys, e.g. ss=..., dsds=...)."""
+        return replace(self, closed_forms={**self.closed_forms, **forms})
+
+    # -------------------------------------------------------------- queries
+    def pair_homogeneity(self, key: str) -> tuple[float, float] | None:
+        """Degrees (k1, k2) with E(a,b,c) = a^(k1/2) b^(k2/2) e(rho), or None."""
+        side = {"ss": "s", "dsds": "ds"}.get(key)
+        k = self.homogeneity.get(side) if side else None
+        return None if k is None else (float(k), float(k))
+
+    def function_expression(self, key: str) -> str | None:
+        """The SymPy expression of the function on each side of dual ``key``."""
+        return {"ss": self.expression, "dsds": self.derivative}.get(key)
+
+    @cached_property
+    def numeric_functions(self) -> dict[str, Callable]:
+        """NumPy callables of s and s' (for quadrature), built from the expressions."""
+        from .expressions import lambdify_activation
+
+        out = {}
+        for side, expr in (("s", self.expression), ("ds", self.derivative)):
+            if expr:
+                fn = lambdify_activation(expr)
+                if fn is not None:
+                    out[side] = fn
+        return out
