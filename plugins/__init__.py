@@ -1,0 +1,1 @@
+"""Built-in hgmntk plugins: activations shipped as data files, and the integrators."""
