@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -188,9 +188,12 @@ def _ordered(backends: dict[str, Any]) -> list[Any]:
     return sorted(backends.values(), key=lambda b: (-int(b.preference), b.name))
 
 
-def get_backend(name: str) -> Any:
-    """The registered backend called ``name`` (CASError listing the names otherwise)."""
-    backends = _registered()
+def get_backend(name: str, *, backends: Mapping[str, Any] | None = None) -> Any:
+    """The registered backend called ``name`` (CASError listing the names otherwise).
+
+    ``backends`` replaces the plugin registry (a name -> backend mapping), e.g. in tests.
+    """
+    backends = _registered() if backends is None else dict(backends)
     try:
         return backends[name]
     except KeyError:
@@ -199,12 +202,14 @@ def get_backend(name: str) -> Any:
         ) from None
 
 
-def list_backends() -> list[BackendInfo]:
+def list_backends(*, backends: Mapping[str, Any] | None = None) -> list[BackendInfo]:
     """One :class:`BackendInfo` per registered backend, most preferred first (probes all)."""
-    return [info_of(b) for b in _ordered(_registered())]
+    return [info_of(b) for b in _ordered(_registered() if backends is None else dict(backends))]
 
 
-def pick_backend(step: str, preferred: str | None = None) -> Any:
+def pick_backend(
+    step: str, preferred: str | None = None, *, backends: Mapping[str, Any] | None = None
+) -> Any:
     """The backend that does ``step``: ``preferred`` if given, else the first usable one.
 
     ``preferred`` defaults to ``HGMNTK_CAS_BACKEND``.  A named backend that is unusable or
@@ -214,9 +219,10 @@ def pick_backend(step: str, preferred: str | None = None) -> Any:
     """
     if step not in STEPS:
         raise ValueError(f"unknown pipeline step {step!r}; steps: {', '.join(STEPS)}")
+    backends = _registered() if backends is None else dict(backends)
     preferred = preferred or os.environ.get("HGMNTK_CAS_BACKEND") or None
     if preferred:
-        backend = get_backend(preferred)
+        backend = get_backend(preferred, backends=backends)
         if step not in backend.capabilities:
             raise CASError(f"backend {preferred!r} cannot do the {step!r} step")
         status = backend.probe()
@@ -224,7 +230,7 @@ def pick_backend(step: str, preferred: str | None = None) -> Any:
             raise CASError(f"backend {preferred!r} is not usable: {status.reason}")
         return backend
     passed = []
-    for backend in _ordered(_registered()):
+    for backend in _ordered(backends):
         if step not in backend.capabilities:
             passed.append(f"{backend.name}: no {step!r} step")
             continue
@@ -233,3 +239,52 @@ def pick_backend(step: str, preferred: str | None = None) -> Any:
             return backend
         passed.append(f"{backend.name}: {status.reason}")
     raise CASError(f"no usable backend for the {step!r} step ({'; '.join(passed) or 'none'})")
+
+
+# --------------------------------------------------------------------------- ranks
+
+
+def block_leading_d_exponent(op: Operator) -> tuple[int, ...]:
+    """d-exponent of the leading term of ``op`` for :data:`BLOCK_ORDER_ROWS`.
+
+    For a Groebner basis in this order these are the leading monomials of R op in the
+    rational Weyl algebra R = Q(x)<d>.
+    """
+    if op.is_zero():
+        raise ValueError("the zero operator has no leading term")
+
+    def weight(key):
+        e = key[0] + key[1]
+        return tuple(sum(r * x for r, x in zip(row, e, strict=True)) for row in BLOCK_ORDER_ROWS)
+
+    return max(op.terms, key=weight)[1]
+
+
+def block_standard_monomials(gb: Sequence[Operator]) -> list[tuple[int, ...]]:
+    """Standard d-monomials of R gb, for a Groebner basis ``gb`` in :data:`BLOCK_ORDER_ROWS`.
+
+    Their number is the holonomic rank.  Raises CASError if the quotient is infinite
+    (some d_i has no pure power among the leading monomials: not a holonomic system).
+    """
+    leads = [block_leading_d_exponent(g) for g in gb if not g.is_zero()]
+    if not leads:
+        raise CASError("empty Groebner basis: the quotient is infinite-dimensional")
+    n = len(leads[0])
+    bounds = []
+    for i in range(n):
+        pure = [e[i] for e in leads if all(e[j] == 0 for j in range(n) if j != i) and e[i] > 0]
+        if not pure:
+            raise CASError(f"no pure power of d_{i + 1} leads: the rank is not finite")
+        bounds.append(min(pure))
+    out: list[tuple[int, ...]] = []
+
+    def walk(prefix: tuple[int, ...]) -> None:
+        if len(prefix) == n:
+            if not any(all(p >= e for p, e in zip(prefix, lead, strict=True)) for lead in leads):
+                out.append(prefix)
+            return
+        for k in range(bounds[len(prefix)]):
+            walk(prefix + (k,))
+
+    walk(())
+    return sorted(out, key=lambda m: (sum(m), m))

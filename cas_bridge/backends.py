@@ -456,10 +456,10 @@ class AsirBackend(CASBackend):
             self._session = None
 
     def _probe(self) -> BackendStatus:
+        """Run a real (cheap) restriction, Heaviside x Heaviside: proves the libraries load."""
         argv = self._argv()
-        out = self.run('print("HGMNTK_" + "OK")$', timeout=120)
-        if "HGMNTK_OK" not in out:
-            return BackendStatus(False, f"asir did not run a test script: {out[-300:]}", None)
+        step = [parse_operator(UD, "u*d")]
+        parse_answer(self.run(self.restriction_code(step, step), timeout=120), name="Risa/Asir")
         return BackendStatus(True, f"{' '.join(map(shlex.quote, argv))} with asir-contrib", None)
 
     def restriction_code(self, ann1: Sequence[Operator], ann2: Sequence[Operator]) -> str:
@@ -511,10 +511,15 @@ class SympyBackend(CASBackend):
         return BackendStatus(True, "built in (pure Python)", sympy.__version__)
 
     def restriction_ideal(self, ann1, ann2, *, timeout=None):
-        """The ideal found by ``derive_pfaffian(ann1, ann2)`` (its ``.ideal``)."""
+        """The annihilating ideal found by ``derive_pfaffian(ann1, ann2)`` (its ``.ideal``).
+
+        The integration-by-parts route returns generators of an annihilating ideal of Ehat
+        whose Pfaffian system has the rank of the restriction ideal; the generators need not
+        be those a CAS prints.
+        """
         _check_ann(ann1, ann2)
         self.require()
-        result = self._engine().derive_pfaffian(list(ann1), list(ann2))
+        result = self._engine().derive_pfaffian(list(ann1), list(ann2), timeout=timeout)
         return list(result.ideal)
 
 

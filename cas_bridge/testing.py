@@ -1,0 +1,60 @@
+"""Helpers for tests that need a computer algebra system (for hgmntk and plugin authors).
+
+``HGMNTK_REQUIRE_CAS=1`` turns "Singular/Macaulay2 missing" skips into failures (for CI
+machines that are supposed to have them); ``HGMNTK_REQUIRE_CAS=all`` also requires
+Risa/Asir, and a comma-separated list (``singular,asir``) requires exactly those.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+from .weyl import Operator
+
+#: Backends that ``HGMNTK_REQUIRE_CAS=1`` requires (the ones with Debian packages).
+PACKAGED = ("singular", "macaulay2")
+
+
+def required_cas() -> set[str]:
+    """The backend names that must be present according to ``HGMNTK_REQUIRE_CAS``."""
+    value = os.environ.get("HGMNTK_REQUIRE_CAS", "").strip().lower()
+    if value in ("", "0", "no", "false"):
+        return set()
+    if value in ("1", "yes", "true"):
+        return set(PACKAGED)
+    if value == "all":
+        return {*PACKAGED, "asir"}
+    return {s.strip() for s in value.split(",") if s.strip()}
+
+
+def require_backend(name: str, backend=None):
+    """The usable backend ``name``; pytest-skip (or fail, if required) with the reason."""
+    import pytest
+
+    if backend is None:
+        from .backends import BUILTIN_BACKENDS
+
+        backend = next(b for b in BUILTIN_BACKENDS if b.name == name)
+    status = backend.probe()
+    if not status.usable:
+        msg = f"backend {name!r} not usable: {status.reason}"
+        if name in required_cas():
+            pytest.fail(msg + " (HGMNTK_REQUIRE_CAS requires it)", pytrace=False)
+        pytest.skip(msg)
+    return backend
+
+
+def normalized(ops) -> frozenset[Operator]:
+    """Operators scaled so that their largest term (by exponent tuple) has coefficient 1.
+
+    Two lists of operators that agree up to non-zero scalar factors per element (as two
+    reduced Groebner bases of one ideal do) give equal sets.
+    """
+    out = set()
+    for op in ops:
+        if op.is_zero():
+            continue
+        c = op.terms[max(op.terms)]
+        out.add(Operator(op.alg, {k: v / Fraction(c) for k, v in op.terms.items()}))
+    return frozenset(out)
