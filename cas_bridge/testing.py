@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from functools import cache
 
-from .weyl import Operator
+from .weyl import UD, Operator, parse_operator
 
 #: Backends that ``HGMNTK_REQUIRE_CAS=1`` requires (the ones with Debian packages).
 PACKAGED = ("singular", "macaulay2")
@@ -58,3 +59,28 @@ def normalized(ops) -> frozenset[Operator]:
         c = op.terms[max(op.terms)]
         out.add(Operator(op.alg, {k: v / Fraction(c) for k, v in op.terms.items()}))
     return frozenset(out)
+
+
+#: Test activations: annihilator in Q[u]<d> and the holonomic rank of the 2-D system
+#: (MATH.md sections 2 and 4; CAS.md timings).  GeLU takes a minute per CAS: mark it slow.
+ACTIVATIONS: dict[str, tuple[str, int]] = {
+    "relu": ("u*d - 1", 2),
+    "step": ("u*d", 2),
+    "sin": ("d^2 + 1", 2),
+    "erf": ("d^2 + u*d", 2),
+    "resin": ("u*d^2 + u", 5),
+    "gelu": ("d^3 + 2*u*d^2 + u^2*d - u", 5),
+}
+
+#: The ReLU restriction ideal of MATH.md section 4.
+RELU_IDEAL_TEXT = ("2*x11*d11 + x12*d12 + 2", "x12*d12 + 2*x22*d22 + 2", "4*d11*d22 - d12^2")
+
+
+@cache
+def restriction(backend_name: str, activation: str) -> tuple[Operator, ...]:
+    """Restriction ideal of ``activation`` x itself by a built-in backend (cached per run)."""
+    from .backends import BUILTIN_BACKENDS
+
+    backend = next(b for b in BUILTIN_BACKENDS if b.name == backend_name)
+    ann = [parse_operator(UD, ACTIVATIONS[activation][0])]
+    return tuple(backend.restriction_ideal(ann, ann))
