@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import lcm
 
+import flint
+
 from ..errors import DerivationError
 from ..rational import RationalMatrix, SparsePoly
 from ..system import X_VARIABLES, PfaffianSystem
 from .ibp import IBPRelations, canonical_monomial, moment_key, moment_shifts
-from .ratfun import ONE, XCTX, RatFun, ZPoly, sparse_to_zpoly, xgens, zpoly_to_sparse
+from .ratfun import ONE, QCTX, XCTX, RatFun, ZPoly, sparse_to_zpoly, xgens, zpoly_to_sparse
 from .reduction import Reduction, ReductionProblem, reduce_system
 from .weyl import XD, Operator, format_operator
 
@@ -131,7 +133,7 @@ def derive_pfaffian(
 
 def _d12_relation() -> Operator:
     d11, d12, d22 = (XD.d(i) for i in range(3))
-    return d12 * d12 - 4 * d11 * d22
+    return 4 * d11 * d22 - d12 * d12
 
 
 def _note(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -247,15 +249,20 @@ def _border_operators(entries, monos: list[Monomial3]) -> list[Operator]:
             for l in nonzero:
                 g = den.gcd(row[l].den)
                 den = den * (row[l].den / g)
+            content = den
+            for l in nonzero:
+                content = content.gcd(row[l].num * (den / row[l].den))
+            den_c = den / content
             terms: dict = {}
-            for mono, c in den.terms():
+            for mono, c in den_c.terms():
                 terms[(tuple(int(e) for e in mono), st)] = Fraction(int(c))
             for l in nonzero:
-                p = row[l].num * (den / row[l].den)
+                p = row[l].num * (den / row[l].den) / content
                 for mono, c in p.terms():
                     key = (tuple(int(e) for e in mono), tuple(monos[l]))
                     terms[key] = terms.get(key, Fraction(0)) - int(c)
-            out.append(Operator(XD, terms))
+            op = Operator(XD, terms)
+            out.append(-op if format_operator(op).startswith("-") else op)
     return out
 
 
@@ -369,38 +376,62 @@ def _random_point(rng: random.Random) -> tuple[Fraction, Fraction, Fraction]:
     return q(), q(), q()
 
 
+def _qpoly(p: SparsePoly):
+    return QCTX.from_dict({m: flint.fmpq(c.numerator, c.denominator) for m, c in p.terms.items()})
+
+
 def integrability_defects(
     system: DerivedSystem, points: int = 3, seed: int = 20261123
 ) -> list[Fraction]:
-    """max |entry| of d_j P_i - d_i P_j + [P_i, P_j] for each pair (i, j), at each point."""
+    """max |entry| of d_j P_i - d_i P_j + [P_i, P_j] over pairs (i, j), at each test point.
+
+    Exact: P_i = N_i / den_i with polynomial N_i and den_i, so
+    d_j P_i = (d_j N_i den_i - N_i d_j den_i) / den_i^2 is evaluated in flint rationals.
+    """
     rng = random.Random(seed)
-    ents = [matrix_entries(m, system.factors) for m in system.matrices]
     r = system.rank
-    derivs = [[[[v.derivative(j) for v in row] for row in e] for j in range(3)] for e in ents]
-    out = []
-    done = 0
+    data = []
+    for m in system.matrices:
+        c = Fraction(m.constant)
+        den = QCTX.from_dict({(0, 0, 0): flint.fmpq(c.numerator, c.denominator)})
+        for k, e in m.factor_powers:
+            den = den * _qpoly(system.factors[k]) ** e
+        nums = [[_qpoly(p) for p in row] for row in m.numerators]
+        data.append((nums, den))
+    out: list[Fraction] = []
     tries = 0
-    while done < points:
+    while len(out) < points:
         tries += 1
         if tries > 50 * points:
-            raise DerivationError("could not find points off the singular locus")
-        pt = _random_point(rng)
-        try:
-            p = [[[v.evaluate(pt) for v in row] for row in e] for e in ents]
-            dp = [[[[v.evaluate(pt) for v in row] for row in dj] for dj in di] for di in derivs]
-        except ZeroDivisionError:
+            raise DerivationError("could not find test points off the singular locus")
+        pt = [flint.fmpq(q.numerator, q.denominator) for q in _random_point(rng)]
+        p_val, dp_val = [], []
+        ok = True
+        for nums, den in data:
+            dv = den(*pt)
+            if dv == 0:
+                ok = False
+                break
+            ddv = [den.derivative(j)(*pt) for j in range(3)]
+            nv = [[n(*pt) for n in row] for row in nums]
+            p_val.append([[v / dv for v in row] for row in nv])
+            dp_val.append([[[(n.derivative(j)(*pt) * dv - v * ddv[j]) / (dv * dv)
+                             for n, v in zip(row, vrow, strict=True)]
+                            for row, vrow in zip(nums, nv, strict=True)] for j in range(3)])
+        if not ok:
             continue
-        done += 1
-        worst = Fraction(0)
+        worst = flint.fmpq(0)
         for i in range(3):
             for j in range(i + 1, 3):
                 for a in range(r):
                     for b in range(r):
-                        val = dp[i][j][a][b] - dp[j][i][a][b]
-                        val += sum(p[i][a][c] * p[j][c][b] - p[j][a][c] * p[i][c][b]
-                                   for c in range(r))
-                        worst = max(worst, abs(val))
-        out.append(worst)
+                        val = dp_val[i][j][a][b] - dp_val[j][i][a][b]
+                        for c2 in range(r):
+                            val += p_val[i][a][c2] * p_val[j][c2][b]
+                            val -= p_val[j][a][c2] * p_val[i][c2][b]
+                        if abs(val) > worst:
+                            worst = abs(val)
+        out.append(Fraction(int(worst.p), int(worst.q)))
     return out
 
 
