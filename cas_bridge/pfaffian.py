@@ -261,8 +261,10 @@ def _border_operators(entries, monos: list[Monomial3]) -> list[Operator]:
                 for mono, c in p.terms():
                     key = (tuple(int(e) for e in mono), tuple(monos[l]))
                     terms[key] = terms.get(key, Fraction(0)) - int(c)
-            op = Operator(XD, terms)
-            out.append(-op if format_operator(op).startswith("-") else op)
+            lead = max(terms, key=lambda t: (sum(t[1]), t[1], sum(t[0]), t[0]))
+            if terms[lead] < 0:
+                terms = {t: -c for t, c in terms.items()}
+            out.append(Operator(XD, terms))
     return out
 
 

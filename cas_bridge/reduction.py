@@ -197,8 +197,15 @@ def reduce_system(
     deadline: float | None = None,
     max_rank: int = 200,
     seed: int | None = None,
+    confirmations: int = 2,
 ) -> Reduction:
-    """Find the master columns and the exact Pfaffian data of ``problem``."""
+    """Find the master columns and the exact Pfaffian data of ``problem``.
+
+    The basis found at truncation N is accepted when the next ``confirmations``
+    truncations give the same basis (a larger truncation can only add relations, so a
+    too-small truncation shows as a basis that still shrinks).  Raises DerivationError when
+    no stable finite basis appears, on timeout, or when the basis exceeds ``max_rank``.
+    """
     rng = random.Random(seed)
 
     def note(msg: str) -> None:
@@ -213,6 +220,7 @@ def reduce_system(
         point = tuple(rng.randrange(2, PRIME - 1) for _ in range(3))
         previous: tuple[list[Col], int, list[Row], _ModularEchelon, set[Col]] | None = None
         accepted = None
+        agreed = 0
         for n in problem.truncations:
             check_time()
             rows = [r for r in problem.rows(n) if r]
@@ -225,19 +233,24 @@ def reduce_system(
             except _Insufficient:
                 note(f"modular pass N={n}: truncation too small ({len(rows)} relations)")
                 previous = None
+                agreed = 0
                 continue
             note(f"modular pass N={n}: {len(basis)} masters, {len(rows)} relations")
             if len(basis) > max_rank:
                 raise DerivationError(f"{problem.what}: rank above {max_rank}; not derived")
             if previous is not None and set(previous[0]) == set(basis):
-                accepted = previous
-                break
+                agreed += 1
+                if agreed >= confirmations:
+                    accepted = previous
+                    break
+                continue
             previous = (basis, n, rows, ech, needed)
+            agreed = 0
         if accepted is None:
             raise DerivationError(
-                f"{problem.what}: no finite set of master integrals found up to truncation "
-                f"degree {problem.truncations[-1]} (holonomic rank not finite, or too large "
-                f"for the pure-Python engine)"
+                f"{problem.what}: no finite set of standard monomials (masters) found up to "
+                f"truncation degree {problem.truncations[-1]} (holonomic rank not finite, or "
+                f"too large for the pure-Python engine)"
             )
         basis, n, rows, ech, needed = accepted
         try:
@@ -298,6 +311,7 @@ def _exact_pass(problem, basis, n, rows, ech, needed, note, check_time) -> Reduc
 
     for col in sorted(sym, key=key):
         expand_col(col)
+    basis = sorted(basis, key=key)
     bset = set(basis)
     derivs: list[list[dict[Col, RatFun]]] = []
     for b in basis:
