@@ -36,7 +36,7 @@ from ..errors import DerivationError
 from ..rational import RationalMatrix, SparsePoly
 from ..system import X_VARIABLES, PfaffianSystem
 from .ibp import IBPRelations, canonical_monomial, moment_key, moment_shifts
-from .ratfun import ONE, QCTX, XCTX, RatFun, ZPoly, sparse_to_zpoly, xgens, zpoly_to_sparse
+from .ratfun import ONE, QCTX, XCTX, RatFun, ZPoly, sparse_to_zpoly, zpoly_to_sparse
 from .reduction import Reduction, ReductionProblem, reduce_system
 from .weyl import XD, Operator, format_operator
 
@@ -459,5 +459,4 @@ __all__ = [
     "matrix_entries",
     "pfaffian_from_groebner_basis",
     "pfaffian_from_ideal",
-    "xgens",
 ]
