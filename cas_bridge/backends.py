@@ -510,6 +510,12 @@ class SympyBackend(CASBackend):
         self._engine()
         return BackendStatus(True, "built in (pure Python)", sympy.__version__)
 
+    def derive(self, ann1, ann2, *, timeout=None):
+        """The engine's ``derive_pfaffian(ann1, ann2)`` result (ideal, rank, Pfaffian)."""
+        _check_ann(ann1, ann2)
+        self.require()
+        return self._engine().derive_pfaffian(list(ann1), list(ann2), timeout=timeout)
+
     def restriction_ideal(self, ann1, ann2, *, timeout=None):
         """The annihilating ideal found by ``derive_pfaffian(ann1, ann2)`` (its ``.ideal``).
 
@@ -517,10 +523,7 @@ class SympyBackend(CASBackend):
         whose Pfaffian system has the rank of the restriction ideal; the generators need not
         be those a CAS prints.
         """
-        _check_ann(ann1, ann2)
-        self.require()
-        result = self._engine().derive_pfaffian(list(ann1), list(ann2), timeout=timeout)
-        return list(result.ideal)
+        return list(self.derive(ann1, ann2, timeout=timeout).ideal)
 
 
 #: The built-in backend objects (one per process).
