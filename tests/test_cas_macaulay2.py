@@ -63,3 +63,21 @@ def test_same_ideal_as_singular(m2, activation):
 @pytest.mark.singular
 def test_gelu_same_ideal_as_singular(m2):
     _compare(m2, "gelu")
+
+
+def test_macaulay2_session_faults(m2):
+    """The interactive bridge on a real Macaulay2: answers, errors, a hang, a restart."""
+    from hgmntk.cas_bridge.process import CASSession, macaulay2_dialect
+    from hgmntk.errors import CASError
+
+    session = CASSession(macaulay2_dialect(), timeout=60)
+    try:
+        assert session.eval("R = QQ[x,y]; << toString((x+y)^2) << endl;") == "x^2+2*x*y+y^2"
+        with pytest.raises(CASError, match="error"):
+            session.eval('1/"a"')
+        assert session.eval("<< toString(1+2) << endl;") == "3"
+        with pytest.raises(CASError, match="no answer within 2 s"):
+            session.eval("while true do 1", timeout=2)
+        assert session.eval("<< toString(2+2) << endl;") == "4"
+    finally:
+        session.close()
