@@ -199,7 +199,9 @@ ERF = mpmath.erf
 
 
 @pytest.mark.parametrize("name,s", [("sin", SIN), ("erf", ERF), ("relu", lambda u: max(u, 0)),
-                                    ("gelu", lambda u: u * mpmath.ncdf(u))])
+                                    ("gelu", lambda u: u * mpmath.ncdf(u)),
+                                    ("resin", lambda u: mpmath.sin(u) if u > 0 else 0),
+                                    ("resin_u2", lambda u: mpmath.sin(u) if u > 0 else 0)])
 def test_numeric_on_the_plane_x12_zero(name, s):
     """At x12 = 0 all moments are products of 1-D moments (mpmath quadrature)."""
     system = derived(name)
@@ -255,6 +257,32 @@ def test_numeric_two_dimensional_quadrature(name, point):
     moment = _gauss_hermite_moments(NUMPY_ACTS[name], point)
     f, df = _f_and_derivatives(system, moment)
     _check_pf(system, point, f, df, mpmath.mpf(10) ** -9)
+
+
+def _quadrant_moments(f, point, n=240, top=16.0):
+    """M(a, b) of Y(u) f(u) Y(v) f(v): Gauss-Legendre on [0, top]^2 (tail below 1e-30)."""
+    x11, x12, x22 = (float(p) for p in point)
+    t, wt = np.polynomial.legendre.leggauss(n)
+    t = (t + 1) * top / 2
+    wt = wt * top / 2
+    u, v = np.meshgrid(t, t, indexing="ij")
+    base = np.outer(wt, wt) * f(u) * f(v) * np.exp(x11 * u * u + 2 * x12 * u * v + x22 * v * v)
+
+    def moment(a, b):
+        return mpmath.mpf(float(np.sum(base * u**a * v**b)))
+
+    return moment
+
+
+@pytest.mark.parametrize("name", ["resin", "resin_u2", "relu"])
+def test_numeric_two_dimensional_quadrant(name):
+    """Rectified activations Y(u) f(u) at x12 != 0 by 2-D Gauss-Legendre quadrature."""
+    f = {"resin": np.sin, "resin_u2": np.sin, "relu": lambda u: u}[name]
+    system = derived(name)
+    for point in [(Fraction(-1), Fraction(1, 3), Fraction(-3, 4)),
+                  (Fraction(-2, 3), Fraction(-1, 2), Fraction(-1, 2))]:
+        f_vals, df = _f_and_derivatives(system, _quadrant_moments(f, point))
+        _check_pf(system, point, f_vals, df, mpmath.mpf(10) ** -9)
 
 
 def test_numeric_check_is_discriminating():
