@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pexpect
 from hgmntk.errors import CASError
 
 #: How to install the CAS that have Debian packages.
@@ -288,8 +289,6 @@ class CASSession:
 
     def start(self) -> None:
         """Start the interpreter (a no-op if it runs): spawn, wait for the prompt, check."""
-        import pexpect
-
         if self.alive:
             return
         self._discard()
@@ -337,7 +336,7 @@ class CASSession:
         if self.alive and self.dialect.quit_command:
             try:
                 self._child.sendline(self.dialect.quit_command)
-                self._child.expect(__import__("pexpect").EOF, timeout=2)
+                self._child.expect(pexpect.EOF, timeout=2)
             except Exception:
                 pass
         self._discard()
@@ -425,8 +424,6 @@ class CASSession:
         self, first: re.Pattern[str], then: re.Pattern[str] | None, timeout: float
     ) -> str:
         """Read until ``first`` matches (and ``then`` after it); return text before ``first``."""
-        import pexpect
-
         child = self._child
         deadline = time.monotonic() + timeout
         buf = ""
