@@ -76,9 +76,16 @@ class RatFun:
             return RatFun(
                 self.num * other.den + other.num * self.den, self.den * other.den, reduced=True
             )
+        # Henrici: with b = g b', d = g d' and both fractions reduced, gcd(a d' + c b', b' d')
+        # is 1, so only the common part g can cancel.
         d1, d2 = self.den / g, other.den / g
         num = self.num * d2 + other.num * d1
-        return RatFun(num, d1 * other.den)
+        if num.is_zero():
+            return RatFun(ZERO)
+        h = num.gcd(g)
+        if not h.is_one():
+            num, g = num / h, g / h
+        return RatFun(num, d1 * d2 * g, reduced=True)
 
     def __neg__(self) -> RatFun:
         return RatFun(-self.num, self.den, reduced=True)

@@ -309,8 +309,6 @@ def _exact_pass(problem, basis, n, rows, ech, needed, note, check_time) -> Reduc
         expand[col] = out
         return out
 
-    for col in sorted(sym, key=key):
-        expand_col(col)
     basis = sorted(basis, key=key)
     bset = set(basis)
     derivs: list[list[dict[Col, RatFun]]] = []

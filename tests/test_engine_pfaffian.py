@@ -320,7 +320,7 @@ def test_from_groebner_basis_relu_ideal():
     assert exact_matrices(s) == _section4(1)
 
 
-@pytest.mark.parametrize("name", ["erf", "resin", "gelu"])
+@pytest.mark.parametrize("name", ["erf", "resin", pytest.param("gelu", marks=pytest.mark.slow)])
 def test_from_ideal_roundtrip(name):
     s = derived(name)
     again = pfaffian_from_ideal(s.ideal)
