@@ -348,3 +348,18 @@ def test_progress_is_reported():
     steps: list[str] = []
     derive_pfaffian(ann("relu"), ann("relu"), progress=steps.append)
     assert steps and any("exact pass" in s for s in steps)
+
+
+# ------------------------------------------------- singular locus vs the domain
+@pytest.mark.parametrize("name", ["relu", "step", "sin", "erf", "resin", "resin_u2", "gelu"])
+def test_no_denominator_factor_vanishes_on_negative_definite_x(name):
+    """The integrator walks inside {x negative definite}; no factor may change sign there."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(20000, 2, 2))
+    cov = a @ a.transpose(0, 2, 1) + 1e-4 * np.eye(2)
+    cov = cov * np.exp(rng.uniform(-4, 4, size=(20000, 1, 1)))
+    x = -0.5 * np.linalg.inv(cov)
+    values = [x[:, 0, 0], x[:, 0, 1], x[:, 1, 1]]
+    for f in derived(name).factors:
+        v = f.evaluate(values)
+        assert (v > 0).all() or (v < 0).all(), f"factor {f.to_json()} vanishes in the domain"
