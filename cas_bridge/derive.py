@@ -1,0 +1,287 @@
+"""The derivation pipeline: from an activation expression to an :class:`~hgmntk.Activation`.
+
+For s (and s' as a distribution) the pipeline
+
+1. checks that s is holonomic and finds annihilating ideals of s and s' in Q[u]<d>
+   (:mod:`~hgmntk.cas_bridge.annihilators`), or reads and verifies user-given ones;
+2. derives the Pfaffian system of Ehat for the pairs (s, s) and (s', s')
+   (:func:`hgmntk.cas_bridge.pfaffian.derive_pfaffian`, or a CAS backend's restriction
+   ideal followed by :func:`hgmntk.cas_bridge.pfaffian.pfaffian_from_ideal`);
+3. computes F at the base point x = (-1, 0, -1) from 1-D moments to 40 digits
+   (:mod:`~hgmntk.cas_bridge.moments`);
+4. records homogeneity, the collinear (rho = +-1) constants and provenance.
+
+:func:`derive_cached` memoises whole activations in the user cache directory, keyed by a
+hash of the canonical expression (SymPy ``srepr``), the annihilators and
+:data:`ENGINE_VERSION`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import sympy
+
+from ..activation import Activation, CollinearData
+from ..errors import ActivationFileError, DerivationError
+from .annihilators import (
+    _as_expr,
+    annihilator,
+    check_holonomic,
+    derivative_expression,
+    homogeneity_degree,
+    parse_annihilators,
+    verify_annihilator,
+)
+from .moments import collinear_constants, initial_values
+from .weyl import Operator, format_operator
+
+#: Bumped whenever the derivation output changes; part of the cache key.
+ENGINE_VERSION = "1"
+ENGINE_NAME = "hgmntk.cas_bridge.derive"
+BASE_POINT = ("-1", "0", "-1")
+
+Progress = Callable[[str, float], None]
+
+
+class _Clock:
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.t0 = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        if self.progress is not None:
+            self.progress(step, time.perf_counter() - self.t0)
+
+
+def _expression_text(expr: sympy.Expr, given: str | None) -> str:
+    """A string that parse_activation_expression reads back to ``expr``."""
+    from ..expressions import parse_activation_expression
+    from .annihilators import to_heaviside
+
+    if given is not None:
+        return given
+    for candidate in (expr, to_heaviside(expr)):
+        text = sympy.sstr(candidate)
+        try:
+            back = parse_activation_expression(text)
+        except Exception:
+            continue
+        if sympy.simplify(to_heaviside(back) - to_heaviside(expr)) == 0:
+            return text
+    raise DerivationError(f"cannot write {expr} in the activation file syntax")
+
+
+def _registered_expression(name: str) -> str:
+    from ..plugins import get_registry
+
+    act = get_registry().activations.get(name)
+    if act is None:
+        raise DerivationError(
+            f"no expression given and no registered activation {name!r} to take it from"
+        )
+    return act.expression
+
+
+def _annihilators_for(
+    expr: sympy.Expr, given: Sequence[str] | None, what: str
+) -> list[Operator]:
+    if given:
+        ops = parse_annihilators(given)
+        for op in ops:
+            if not verify_annihilator(op, expr):
+                raise DerivationError(
+                    f"the given annihilator {format_operator(op)!r} of {what} does not "
+                    f"annihilate {sympy.sstr(expr)} (as a distribution)"
+                )
+        return ops
+    return annihilator(expr)
+
+
+def derive_system(
+    ann1: list[Operator],
+    ann2: list[Operator],
+    *,
+    backend: str = "auto",
+    progress: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+):
+    """The 2-D Pfaffian system (a ``DerivedSystem``) of Ehat for the annihilators.
+
+    ``backend`` "auto"/"sympy"/"python": the pure-Python integration-by-parts engine;
+    any other name: that CAS backend's restriction ideal, then Pfaffian from the ideal.
+    Returns (system, name of the engine used).
+    """
+    from . import pfaffian
+
+    if backend in ("auto", "sympy", "python"):
+        return pfaffian.derive_pfaffian(ann1, ann2, progress=progress, timeout=timeout), "python"
+    from .backend import get_backend
+
+    cas = get_backend(backend)
+    if hasattr(cas, "require"):
+        cas.require()
+    gens = cas.restriction_ideal(ann1, ann2, timeout=timeout)
+    return pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout), cas.name
+
+
+def derive_activation(
+    expression: str | sympy.Expr | None = None,
+    *,
+    name: str,
+    annihilators: Mapping[str, Sequence[str]] | None = None,
+    backend: str = "auto",
+    progress: Progress | None = None,
+    description: str = "",
+    timeout: float | None = None,
+    dps: int = 40,
+) -> Activation:
+    """Derive the activation file data of s = ``expression`` (SymPy syntax in ``u``).
+
+    Produces the duals "ss" (E[s(u)s(v)]) and "dsds" (E[s'(u)s'(v)]) as Pfaffian systems with
+    initial values at x = (-1, 0, -1) (L = I/2) to ``dps`` digits, the annihilators,
+    homogeneity degrees {"s": k, "ds": k - 1} (or None), the collinear data and provenance.
+    ``annihilators`` may give {"s": [...], "ds": [...]} (normally ordered text, verified
+    against the expression); without ``expression`` the registered activation ``name`` is
+    re-derived.  ``progress(step, elapsed_seconds)`` is called at each step.  Raises
+    :class:`~hgmntk.errors.NotHolonomicError` for non-holonomic activations and
+    :class:`~hgmntk.errors.DerivationError` for failures.
+    """
+    clock = _Clock(progress)
+    given_text = expression if isinstance(expression, str) else None
+    if expression is None:
+        given_text = _registered_expression(name)
+        expression = given_text
+    expr = _as_expr(expression)
+    check_holonomic(expr)
+    clock("annihilators")
+    annihilators = dict(annihilators or {})
+    dexpr = derivative_expression(expr)
+    ann = {
+        "s": _annihilators_for(expr, annihilators.get("s"), "s"),
+        "ds": _annihilators_for(dexpr, annihilators.get("ds"), "s'"),
+    }
+    funcs = {"s": expr, "ds": dexpr}
+    duals = {}
+    used = set()
+    for key, side in (("ss", "s"), ("dsds", "ds")):
+        clock(f"{key}: Pfaffian system")
+
+        def note(msg: str, key: str = key) -> None:
+            clock(f"{key}: {msg}")
+
+        system, engine = derive_system(ann[side], ann[side], backend=backend, progress=note,
+                                       timeout=timeout)
+        used.add(engine)
+        clock(f"{key}: initial values (rank {len(system.standard_monomials)})")
+        dec, exact = initial_values(funcs[side], funcs[side], system.standard_monomials,
+                                    BASE_POINT, dps=dps)
+        meta: dict[str, object] = {"source": f"derived by {ENGINE_NAME} {ENGINE_VERSION}"}
+        if exact is not None:
+            meta["initial_values_exact"] = exact
+        duals[key] = system.to_pfaffian_system(BASE_POINT, dec, pair=(side, side), metadata=meta)
+    clock("homogeneity and collinear data")
+    k = homogeneity_degree(expr)
+    kd = homogeneity_degree(dexpr)
+    homogeneity = {"s": k, "ds": kd if k is not None else None}
+    collinear = {}
+    for key, side, deg in (("ss", "s", k), ("dsds", "ds", homogeneity["ds"])):
+        if deg is None:
+            collinear[key] = CollinearData("quadrature")
+        else:
+            same, opposite = collinear_constants(funcs[side], funcs[side])
+            collinear[key] = CollinearData.from_json(
+                {"kind": "homogeneous", "same": same, "opposite": opposite})
+    clock("done")
+    return Activation(
+        name=name,
+        expression=_expression_text(expr, given_text),
+        derivative=sympy.sstr(dexpr),
+        description=description or f"derived from {sympy.sstr(expr)}",
+        annihilators={s: tuple(format_operator(o) for o in ops) for s, ops in ann.items()},
+        homogeneity=homogeneity,
+        duals=duals,
+        collinear=collinear,
+        provenance={
+            "engine": ENGINE_NAME,
+            "engine_version": ENGINE_VERSION,
+            "backend": backend if backend != "auto" else "auto (" + ",".join(sorted(used)) + ")",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "seconds": round(time.perf_counter() - clock.t0, 3),
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- cache
+def cache_key(
+    expression: str | sympy.Expr | None,
+    annihilators: Mapping[str, Sequence[str]] | None = None,
+    dps: int = 40,
+) -> str:
+    """Hex digest identifying a derivation: srepr of the expression, annihilators, version."""
+    material = {
+        "engine_version": ENGINE_VERSION,
+        "expression": None if expression is None else sympy.srepr(_as_expr(expression)),
+        "annihilators": {k: list(v) for k, v in sorted((annihilators or {}).items())},
+        "dps": dps,
+        "base_point": list(BASE_POINT),
+    }
+    blob = json.dumps(material, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:40]
+
+
+def cache_path(key: str) -> Path:
+    """Where the cached derivation ``key`` lives."""
+    from ..userdata import cache_dir
+
+    return cache_dir() / f"derive-{key}.json"
+
+
+def derive_cached(
+    expression: str | sympy.Expr | None = None,
+    *,
+    name: str,
+    annihilators: Mapping[str, Sequence[str]] | None = None,
+    backend: str = "auto",
+    progress: Progress | None = None,
+    use_cache: bool = True,
+    **kwargs,
+) -> Activation:
+    """:func:`derive_activation` with a disk cache in ``hgmntk.userdata.cache_dir()``.
+
+    A hit returns the stored activation renamed to ``name``; a corrupt or mismatched entry
+    is reported with a warning and re-derived; a cache that cannot be written is reported
+    and skipped.  The backend is not part of the key (every backend yields the same dual).
+    """
+    if expression is None:
+        expression = _registered_expression(name)
+    key = cache_key(expression, annihilators, kwargs.get("dps", 40))
+    path = cache_path(key)
+    if use_cache and path.exists():
+        try:
+            act = Activation.load(path)
+            if act.provenance.get("cache_key") != key:
+                raise ActivationFileError(f"{path}: cache key mismatch")
+            if progress is not None:
+                progress("cache hit", 0.0)
+            return replace(act, name=name, source="",
+                           description=kwargs.get("description") or act.description)
+        except ActivationFileError as exc:
+            warnings.warn(f"ignoring corrupt derivation cache entry ({exc}); re-deriving",
+                          stacklevel=2)
+    act = derive_activation(expression, name=name, annihilators=annihilators, backend=backend,
+                            progress=progress, **kwargs)
+    act = replace(act, provenance={**act.provenance, "cache_key": key})
+    if use_cache:
+        try:
+            act.save(path)
+        except OSError as exc:
+            warnings.warn(f"could not write the derivation cache {path}: {exc}", stacklevel=2)
+    return act
