@@ -6,8 +6,8 @@ A backend computes steps of the derivation pipeline (MATH.md section 3):
     :meth:`CASBackend.restriction_ideal`: from annihilators of s1 and s2 (operators of
     Q[u]<d>) to the restriction ideal I2 of Ehat in Q[x11, x12, x22]<d11, d12, d22>.
 ``"groebner"``
-    :meth:`CASBackend.groebner_basis`: a reduced Groebner basis in D<x, dx> for the order
-    :data:`BLOCK_ORDER` (d-part first), which is also a Groebner basis of R I2 in the
+    :meth:`CASBackend.groebner_basis`: a Groebner basis (reduced on request) in D<x, dx>
+    for the order :data:`BLOCK_ORDER_ROWS` (d-part first), also a Groebner basis of R I2 in the
     rational Weyl algebra R = Q(x)<d> (the Pfaffian then needs only normal forms), or
     for ``"dp"`` (degree reverse lexicographic, x11 > x12 > x22 > d11 > d12 > d22).
 ``"integrability"``
@@ -137,9 +137,18 @@ class CASBackend(ABC):
         """Generators of the restriction ideal of Ehat (operators of algebra XD)."""
 
     def groebner_basis(
-        self, gens: Sequence[Operator], *, order: str = "block", timeout: float | None = None
+        self,
+        gens: Sequence[Operator],
+        *,
+        order: str = "block",
+        reduced: bool = False,
+        timeout: float | None = None,
     ) -> list[Operator]:
-        """Reduced Groebner basis (algebra XD) for ``order`` ``"block"`` or ``"dp"``."""
+        """Groebner basis (algebra XD) for ``order`` ``"block"`` or ``"dp"``.
+
+        ``reduced=True`` asks for the reduced basis (unique up to scalars: comparable
+        across CAS), which may cost much more than a basis.
+        """
         raise CASError(f"backend {self.name!r} does not compute Groebner bases")
 
     def info(self) -> BackendInfo:

@@ -195,15 +195,18 @@ class SingularBackend(CASBackend):
         _vars_line(out, XD.xs + XD.ds, "Singular")
         return parse_answer(out, XD, name="Singular")
 
-    def groebner_basis(self, gens, *, order="block", timeout=None):
-        """Reduced Groebner basis in Q[x]<d> by ``slimgb`` then an inter-reducing ``std``.
+    def groebner_basis(self, gens, *, order="block", reduced=False, timeout=None):
+        """Groebner basis in Q[x]<d> by ``slimgb`` (``reduced=True``: then ``std``, redSB).
 
-        ``order="block"``: :data:`~hgmntk.cas_bridge.backend.BLOCK_ORDER_ROWS` as a matrix
-        ordering; ``order="dp"``: degree reverse lexicographic.
+        ``order="block"``: :data:`~hgmntk.cas_bridge.backend.BLOCK_ORDER_ROWS` as weight
+        vectors refined by ``dp``; ``order="dp"``: degree reverse lexicographic.  The
+        inter-reduction is the expensive part for big ideals (GeLU: slimgb 26 s, the
+        reducing ``std`` minutes), so it is optional.
         """
         self.require()
         if order == "block":
-            ordering = "M(" + ",".join(str(c) for row in BLOCK_ORDER_ROWS for c in row) + ")"
+            rows = ",".join("a(" + ",".join(map(str, row)) + ")" for row in BLOCK_ORDER_ROWS[:3])
+            ordering = f"({rows},dp)"
         elif order == "dp":
             ordering = "dp"
         else:
@@ -215,10 +218,12 @@ class SingularBackend(CASBackend):
             'LIB "nctools.lib";\n'
             f"ring hgmntk_r = 0,({','.join(XD.xs + XD.ds)}),{ordering};\n"
             "def hgmntk_W = Weyl(); setring hgmntk_W; short = 0;\n"
-            "option(redSB); option(redTail);\n"
-            f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens)};\n"
-            "ideal hgmntk_G = slimgb(hgmntk_I); hgmntk_G = std(hgmntk_G);\n"
-            'print("HGMNTK_VARS " + varstr(basering));\n' + self._print_ideal("hgmntk_G")
+            + ("option(redSB); option(redTail);\n" if reduced else "")
+            + f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens)};\n"
+            "ideal hgmntk_G = slimgb(hgmntk_I);\n"
+            + ("hgmntk_G = std(hgmntk_G);\n" if reduced else "")
+            + 'print("HGMNTK_VARS " + varstr(basering));\n'
+            + self._print_ideal("hgmntk_G")
         )
         out = self.run(script, timeout=timeout)
         _vars_line(out, XD.xs + XD.ds, "Singular")
@@ -314,8 +319,11 @@ class Macaulay2Backend(CASBackend):
         _vars_line(out, XD.xs + XD.ds, "Macaulay2")
         return parse_answer(out, XD, name="Macaulay2")
 
-    def groebner_basis(self, gens, *, order="block", timeout=None):
-        """Reduced Groebner basis by ``gb`` (``"block"``: weight rows as in Singular)."""
+    def groebner_basis(self, gens, *, order="block", reduced=True, timeout=None):
+        """Reduced Groebner basis by ``gb`` (``"block"``: weight rows as in Singular).
+
+        Macaulay2's ``gb`` always inter-reduces; ``reduced`` is accepted for symmetry.
+        """
         self.require()
         if order == "block":
             # Weights rows 1-3, then GRevLex: equal to BLOCK_ORDER_ROWS (rows 4-6 are the

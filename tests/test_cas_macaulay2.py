@@ -42,27 +42,28 @@ def test_relu_ideal_and_rank(m2):
     assert len(block_standard_monomials(gb)) == 2
 
 
-def _compare(m2, activation):
+@pytest.mark.singular
+@pytest.mark.parametrize("activation", ["relu", "step", "sin", "erf", "resin"])
+def test_same_ideal_as_singular(m2, activation):
     singular = require_backend("singular")
     mine = restriction("macaulay2", activation)
     theirs = restriction("singular", activation)
     assert singular.same_ideal(mine, theirs)
     gb_m2 = m2.groebner_basis(mine, order="block")
-    gb_singular = singular.groebner_basis(theirs, order="block")
+    gb_singular = singular.groebner_basis(theirs, order="block", reduced=True)
     assert normalized(gb_m2) == normalized(gb_singular)
     assert len(block_standard_monomials(gb_m2)) == ACTIVATIONS[activation][1]
-
-
-@pytest.mark.singular
-@pytest.mark.parametrize("activation", ["relu", "step", "sin", "erf", "resin"])
-def test_same_ideal_as_singular(m2, activation):
-    _compare(m2, activation)
 
 
 @pytest.mark.slow
 @pytest.mark.singular
 def test_gelu_same_ideal_as_singular(m2):
-    _compare(m2, "gelu")
+    """GeLU (about 1.5 min per CAS): equal ideals by mutual reduction, rank 5."""
+    singular = require_backend("singular")
+    mine = restriction("macaulay2", "gelu")
+    assert singular.same_ideal(mine, restriction("singular", "gelu"))
+    gb = singular.groebner_basis(mine, order="block")
+    assert len(block_standard_monomials(gb)) == ACTIVATIONS["gelu"][1]
 
 
 def test_macaulay2_session_faults(m2):
