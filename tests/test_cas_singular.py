@@ -15,7 +15,7 @@ from hgmntk.cas_bridge.testing import (
     require_backend,
     restriction,
 )
-from hgmntk.cas_bridge.weyl import XD, parse_operator
+from hgmntk.cas_bridge.weyl import UD, XD, parse_operator
 
 pytestmark = pytest.mark.singular
 
@@ -63,3 +63,17 @@ def test_relu_block_basis_standard_monomials(singular):
 def test_gelu_rank(singular):
     gb = singular.groebner_basis(restriction("singular", "gelu"), order="block")
     assert len(block_standard_monomials(gb)) == ACTIVATIONS["gelu"][1]
+
+
+@pytest.mark.parametrize("activation", ["relu", "step", "sin", "erf", "resin"])
+def test_pure_python_engine_gives_the_same_ideal(singular, activation):
+    """The pure-Python engine (integration by parts) against Singular's restriction."""
+    from hgmntk.cas_bridge.backends import SympyBackend
+
+    engine = SympyBackend()
+    status = engine.probe()
+    if not status.usable:
+        pytest.skip(f"pure-Python engine: {status.reason}")
+    ann = [parse_operator(UD, ACTIVATIONS[activation][0])]
+    ideal = engine.restriction_ideal(ann, ann)
+    assert singular.same_ideal(ideal, restriction("singular", activation))
