@@ -166,6 +166,14 @@ class SingularBackend(CASBackend):
         return BackendStatus(True, f"{argv[0]} with dmodapp.lib", version)
 
     @staticmethod
+    def _weyl_guard(x: str, d: str) -> str:
+        """Fail loudly if the ring silently stayed commutative (Weyl() without nctools)."""
+        return (
+            f'if (string({d}*{x}) != "{x}*{d}+1") '
+            '{ ERROR("hgmntk: the ring is not a Weyl algebra"); }\n'
+        )
+
+    @staticmethod
     def _print_ideal(var: str) -> str:
         return (
             f'print("{BEGIN}"); int hgmntk_i;\n'
@@ -181,7 +189,8 @@ class SingularBackend(CASBackend):
             'LIB "dmodapp.lib"; LIB "nctools.lib";\n'
             f"ring hgmntk_r = 0,({','.join(YX.xs + YX.ds)}),dp;\n"
             "def hgmntk_W = Weyl(); setring hgmntk_W; short = 0;\n"
-            f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens)};\n"
+            + self._weyl_guard("y1", "dy1")
+            + f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens)};\n"
             f"def hgmntk_J = restrictionIdeal(hgmntk_I, intvec({w}));\n"
             "setring hgmntk_J; short = 0;\n"
             'print("HGMNTK_VARS " + varstr(basering));\n' + self._print_ideal("resIdeal")
@@ -218,6 +227,7 @@ class SingularBackend(CASBackend):
             'LIB "nctools.lib";\n'
             f"ring hgmntk_r = 0,({','.join(XD.xs + XD.ds)}),{ordering};\n"
             "def hgmntk_W = Weyl(); setring hgmntk_W; short = 0;\n"
+            + self._weyl_guard("x11", "d11")
             + ("option(redSB); option(redTail);\n" if reduced else "")
             + f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens)};\n"
             "ideal hgmntk_G = slimgb(hgmntk_I);\n"
@@ -236,7 +246,8 @@ class SingularBackend(CASBackend):
             'LIB "nctools.lib";\n'
             f"ring hgmntk_r = 0,({','.join(XD.xs + XD.ds)}),dp;\n"
             "def hgmntk_W = Weyl(); setring hgmntk_W; short = 0;\n"
-            f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens) or '0'};\n"
+            + self._weyl_guard("x11", "d11")
+            + f"ideal hgmntk_I = {', '.join(format_operator(g) for g in gens) or '0'};\n"
             f"ideal hgmntk_F = {', '.join(format_operator(g) for g in ops) or '0'};\n"
             "ideal hgmntk_N = reduce(hgmntk_F, slimgb(hgmntk_I));\n" + self._print_ideal("hgmntk_N")
         )
