@@ -132,6 +132,83 @@ def derive_system(
     return pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout), cas.name
 
 
+def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
+    """None if no denominator factor of ``system`` vanishes on negative definite x, else why.
+
+    Checked on random negative definite x = -1/2 L^-1 (L over many scales, plus points with
+    x12 = 0 and the base point): a factor that is zero somewhere or takes both signs on the
+    (connected) cone has a zero inside it, i.e. an apparent singularity that a straight
+    integration path from the base point may hit.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(samples, 2, 2))
+    cov = a @ a.transpose(0, 2, 1) + 1e-6 * np.eye(2)
+    cov *= np.exp(rng.uniform(-6, 6, size=(samples, 1, 1)))
+    x = -0.5 * np.linalg.inv(cov)
+    x11 = np.concatenate([x[:, 0, 0], -np.exp(rng.uniform(-5, 5, 200)), [-1.0]])
+    x22 = np.concatenate([x[:, 1, 1], -np.exp(rng.uniform(-5, 5, 200)), [-1.0]])
+    x12 = np.concatenate([x[:, 0, 1], np.zeros(201)])
+    from fractions import Fraction
+
+    def exact(f, i: int) -> Fraction:
+        pt = (Fraction(float(x11[i])), Fraction(float(x12[i])), Fraction(float(x22[i])))
+        return sum((c * pt[0] ** m[0] * pt[1] ** m[1] * pt[2] ** m[2]
+                    for m, c in f.terms.items()), Fraction(0))
+
+    for f in system.factors:
+        with np.errstate(all="ignore"):
+            v = f.evaluate([x11, x12, x22])
+        sympy_f = sympy.sstr(f.to_sympy(sympy.symbols("x11 x12 x22")))
+        if len(sympy_f) > 80:
+            sympy_f = sympy_f[:80] + "..."
+        # floats can lose the sign of a large polynomial: confirm exceptions exactly
+        major = 1 if (v > 0).sum() >= (v < 0).sum() else -1
+        for i in np.flatnonzero(~(np.sign(v) == major))[:50]:
+            e = exact(f, int(i))
+            if e == 0:
+                return f"denominator factor {sympy_f} vanishes at negative definite points"
+            if (e > 0) != (major > 0):
+                return f"denominator factor {sympy_f} changes sign on the negative definite cone"
+    return None
+
+
+def _choose_system(candidates, backend, progress, timeout):
+    """Derive each candidate ideal in turn; keep the admissible one of least rank.
+
+    The first candidate is the full ideal; if its system is admissible it is taken at once.
+    Otherwise every other candidate is derived and the admissible system of least rank
+    wins (the full one, with a note, when none is admissible).
+    """
+    results = []
+    notes = []
+    for k, ops in enumerate(candidates):
+        try:
+            system, engine = derive_system(ops, ops, backend=backend, progress=progress,
+                                           timeout=timeout)
+        except DerivationError as exc:
+            if k == 0 and len(candidates) == 1:
+                raise
+            notes.append(f"{[format_operator(o) for o in ops]}: {exc}")
+            continue
+        why = admissibility(system)
+        if why is None and k == 0:
+            return system, engine, ops, notes
+        if why is not None:
+            notes.append(f"rank {len(system.standard_monomials)} system of "
+                         f"{[format_operator(o) for o in ops]} rejected: {why}")
+        results.append((why is not None, len(system.standard_monomials), k, system, engine, ops))
+    if not results:
+        raise DerivationError("no annihilating ideal gave a Pfaffian system: " + "; ".join(notes))
+    results.sort(key=lambda r: (r[0], r[1], r[2]))
+    bad, _, _, system, engine, ops = results[0]
+    if bad:
+        notes.append("no admissible system found; kept this one (integrate around the "
+                     "apparent singularities)")
+    return system, engine, ops, notes
+
+
 def derive_activation(
     expression: str | sympy.Expr | None = None,
     *,
@@ -177,13 +254,19 @@ def derive_activation(
         def note(msg: str, key: str = key) -> None:
             clock(f"{key}: {msg}")
 
-        system, engine = derive_system(ann[side], ann[side], backend=backend, progress=note,
-                                       timeout=timeout)
+        candidates = [ann[side]]
+        if not annihilators.get(side) and len(ann[side]) > 1:
+            candidates += [[g] for g in ann[side]]
+        system, engine, chosen, notes = _choose_system(candidates, backend, note, timeout)
+        ann[side] = chosen
         used.add(engine)
         clock(f"{key}: initial values (rank {len(system.standard_monomials)})")
         dec, exact = initial_values(funcs[side], funcs[side], system.standard_monomials,
                                     BASE_POINT, dps=dps)
-        meta: dict[str, object] = {"source": f"derived by {ENGINE_NAME} {ENGINE_VERSION}"}
+        meta: dict[str, object] = {"source": f"derived by {ENGINE_NAME} {ENGINE_VERSION}",
+                                   "annihilators": [format_operator(o) for o in chosen]}
+        if notes:
+            meta["notes"] = notes
         if exact is not None:
             meta["initial_values_exact"] = exact
         duals[key] = system.to_pfaffian_system(BASE_POINT, dec, pair=(side, side), metadata=meta)

@@ -225,3 +225,54 @@ def _gauss_pair(p1: Pieces, p2: Pieces, dps: int) -> str:
             val = _moment_numeric(prod, 0, sympy.Rational(-1, 2), dps) / mpmath.sqrt(
                 2 * mpmath.pi)
         return mpmath.nstr(val, dps) if val != 0 else "0"
+
+
+def series_values(
+    s1_expr: sympy.Expr,
+    s2_expr: sympy.Expr,
+    standard_monomials: Sequence[Sequence[int]],
+    point: Sequence[object],
+    dps: int = 30,
+    max_terms: int = 400,
+) -> list[mpmath.mpf]:
+    """F(x) = (m Ehat)(x) at a point with small x12, by the Taylor series in x12.
+
+    (d11^i d12^j d22^k Ehat)(x11, x12, x22)
+        = sum_n x12^n / n! * 2^(j+n) M1_(2i+j+n)(x11) M2_(2k+j+n)(x22),
+
+    which converges for x12^2 < x11 x22 (fast when |x12| is small).  Useful to start an ODE
+    off the line x12 = 0 when a Pfaffian matrix has an (apparent) pole there.
+    """
+    x11, x12, x22 = (_to_sympy_number(v) for v in point)
+    s1, s2 = _as_expr(s1_expr), _as_expr(s2_expr)
+    p1, p2 = pieces(s1), pieces(s2)
+    cache: dict[tuple[int, int], mpmath.mpf] = {}
+
+    def mom(side: int, n: int) -> mpmath.mpf:
+        if (side, n) not in cache:
+            expr, p, y = (s1, p1, x11) if side == 1 else (s2, p2, x22)
+            ex = moment_exact(expr, n, y)
+            cache[(side, n)] = (mpmath.mpf(sympy.N(ex, dps + 15)) if ex is not None
+                                else _moment_numeric(p, n, y, dps))
+        return cache[(side, n)]
+
+    out = []
+    with mpmath.workdps(dps + 15):
+        t = mpmath.mpf(sympy.N(x12, dps + 15))
+        for mono in standard_monomials:
+            i, j, k = (int(e) for e in mono)
+            total, small = mpmath.mpf(0), 0
+            for n in range(max_terms):
+                term = t**n / mpmath.factorial(n) * 2 ** (j + n) * mom(1, 2 * i + j + n) * mom(
+                    2, 2 * k + j + n)
+                total += term
+                if t == 0:
+                    break
+                small = small + 1 if abs(term) <= abs(total) * mpmath.mpf(10) ** (-dps - 3) \
+                    else 0
+                if small >= 4:
+                    break
+            else:
+                raise DerivationError(f"x12 series did not converge at {tuple(point)}")
+            out.append(+total)
+    return out
