@@ -363,3 +363,47 @@ def test_no_denominator_factor_vanishes_on_negative_definite_x(name):
     for f in derived(name).factors:
         v = f.evaluate(values)
         assert (v > 0).all() or (v < 0).all(), f"factor {f.to_json()} vanishes in the domain"
+
+
+# ------------------------------------------------ end to end against closed forms
+def _closed_relu(a, b, c):
+    t = np.arccos(c / np.sqrt(a * b))
+    return np.sqrt(a * b) / (2 * np.pi) * (np.sin(t) + (np.pi - t) * np.cos(t))
+
+
+CLOSED = {
+    "relu": (lambda u: max(u, 0), _closed_relu),
+    "erf": (mpmath.erf,
+            lambda a, b, c: 2 / np.pi * np.arcsin(2 * c / np.sqrt((1 + 2 * a) * (1 + 2 * b)))),
+    "sin": (mpmath.sin, lambda a, b, c: np.exp(-(a + b) / 2) * np.sinh(c)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED))
+def test_integrated_system_matches_closed_form(name):
+    """Integrate dF = P F from x0 = (-1, 0, -1) and compare sqrt(det x)/pi Ehat."""
+    from scipy.integrate import solve_ivp
+
+    s, closed = CLOSED[name]
+    system = derived(name)
+    with mpmath.workdps(20):
+        def m(k):
+            return mpmath.quad(lambda u: u**k * s(u) * mpmath.exp(-u * u),
+                               [-mpmath.inf, 0, mpmath.inf])
+
+        f0 = [float(2**j * m(2 * i + j) * m(2 * k + j)) for i, j, k in system.standard_monomials]
+    ps = system.to_pfaffian_system(["-1", "0", "-1"], [repr(v) for v in f0])
+    x0 = np.array([-1.0, 0.0, -1.0])
+    for a, b, c in [(1.0, 1.0, 0.3), (0.5, 2.0, -0.6), (3.0, 0.2, 0.7)]:
+        cov = np.array([[a, c], [c, b]])
+        xm = -0.5 * np.linalg.inv(cov)
+        x1 = np.array([xm[0, 0], xm[0, 1], xm[1, 1]])
+
+        def rhs(t, y, x1=x1):
+            mats = ps.matrices_at([np.array([v]) for v in x0 + t * (x1 - x0)])
+            return sum(dx * p[0] for dx, p in zip(x1 - x0, mats, strict=True)) @ y
+
+        sol = solve_ivp(rhs, (0.0, 1.0), f0, method="DOP853", rtol=1e-12, atol=1e-14)
+        det = x1[0] * x1[2] - x1[1] ** 2
+        value = np.sqrt(det) / np.pi * sol.y[0, -1]
+        assert value == pytest.approx(closed(a, b, c), rel=1e-9, abs=1e-12)
