@@ -299,6 +299,7 @@ def _exact_pass(problem, basis, n, rows, ech, needed, note, check_time) -> Reduc
                 raise _Unlucky()
             out = {col: _one()}
         else:
+            check_time()
             acc: dict[Col, RatFun] = {}
             for c in sorted((c for c in row if c != col), key=key):
                 f = -row[c]

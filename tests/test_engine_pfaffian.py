@@ -407,3 +407,9 @@ def test_integrated_system_matches_closed_form(name):
         det = x1[0] * x1[2] - x1[1] ** 2
         value = np.sqrt(det) / np.pi * sol.y[0, -1]
         assert value == pytest.approx(closed(a, b, c), rel=1e-9, abs=1e-12)
+
+
+def test_timeout_is_a_derivation_error():
+    big = [parse_operator(UD, "d^4 + u*d^2 + 1")]  # rank 16, several seconds
+    with pytest.raises(DerivationError, match="timed out"):
+        derive_pfaffian(big, big, timeout=0.2)
