@@ -80,9 +80,16 @@ def _expression_text(expr: sympy.Expr, given: str | None) -> str:
 
 
 def _registered_expression(name: str) -> str:
-    from ..plugins import get_registry
+    import importlib
 
-    act = get_registry().activations.get(name)
+    act = None
+    for modname in ("hgmntk.plugin_manager", "hgmntk.registry", "hgmntk.plugins"):
+        try:
+            get_registry = importlib.import_module(modname).get_registry
+        except (ImportError, AttributeError):
+            continue
+        act = get_registry().activations.get(name)
+        break
     if act is None:
         raise DerivationError(
             f"no expression given and no registered activation {name!r} to take it from"

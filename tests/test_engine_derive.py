@@ -210,3 +210,25 @@ def test_inadmissible_ideal_is_replaced():
     assert dsds.rank == 8
     assert any("x12" in note for note in dsds.metadata["notes"])
     assert derive_mod.admissibility(dsds) is None
+
+
+@pytest.mark.slow
+def test_plugin_package_installs_and_its_tests_pass(tmp_path):
+    """pip-install the generated package into a folder and run its own starter tests."""
+    import os
+    import subprocess
+
+    act = derive_activation("Abs(u)", name="tmpl_abs", description="absolute value")
+    pkg = write_plugin_package(act, tmp_path / "pkg")
+    site = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+         str(pkg)], capture_output=True, text=True, timeout=300)
+    if pip.returncode != 0:
+        pytest.skip(f"cannot build the package here: {pip.stderr.strip()[-300:]}")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=pkg, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "3 passed" in run.stdout
