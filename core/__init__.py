@@ -50,3 +50,8 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+from .deep_kernels import Kernels, kernels  # noqa: E402
+from .dual_activation import dual  # noqa: E402
+
+__all__ += ["Kernels", "dual", "kernels"]

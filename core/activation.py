@@ -50,7 +50,9 @@ class CollinearData:
     def from_json(cls, data: Mapping) -> CollinearData:
         kind = data.get("kind", "quadrature")
         if kind == "homogeneous":
-            return cls(kind, float(parse_number(data["same"])), float(parse_number(data["opposite"])))
+            return cls(
+                kind, float(parse_number(data["same"])), float(parse_number(data["opposite"]))
+            )
         if kind == "quadrature":
             return cls(kind)
         raise ValueError(f"unknown collinear kind {kind!r}")

@@ -34,7 +34,7 @@ class CovarianceError(InvalidInputError):
 
 
 class NotApplicableError(HgmntkError):
-    """The chosen integrator cannot evaluate this activation (e.g. 'closed' without a closed form)."""
+    """The chosen integrator cannot evaluate this activation (e.g. "closed" without one)."""
 
 
 class NotHolonomicError(HgmntkError, ValueError):

@@ -22,9 +22,32 @@ U = sympy.Symbol("u", real=True)
 ALLOWED_FUNCTIONS: dict[str, object] = {
     name: getattr(sympy, name)
     for name in (
-        "Heaviside", "Max", "Min", "Piecewise", "Abs", "sign", "erf", "erfc", "sin", "cos",
-        "tan", "exp", "sqrt", "log", "tanh", "sinh", "cosh", "atan", "pi", "E", "Rational",
-        "DiracDelta", "Integer", "Float", "And", "Or",
+        "Heaviside",
+        "Max",
+        "Min",
+        "Piecewise",
+        "Abs",
+        "sign",
+        "erf",
+        "erfc",
+        "sin",
+        "cos",
+        "tan",
+        "exp",
+        "sqrt",
+        "log",
+        "tanh",
+        "sinh",
+        "cosh",
+        "atan",
+        "pi",
+        "E",
+        "Rational",
+        "DiracDelta",
+        "Integer",
+        "Float",
+        "And",
+        "Or",
     )
 }
 _ALIASES = {"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min, "e": sympy.E}
@@ -68,8 +91,13 @@ def parse_activation_expression(text: str, variable: str = "u") -> sympy.Expr:
         expr = parse_expr(
             text,
             local_dict=local,
-            global_dict={"__builtins__": {}, "Symbol": sympy.Symbol, "Integer": sympy.Integer,
-                         "Float": sympy.Float, "Rational": sympy.Rational},
+            global_dict={
+                "__builtins__": {},
+                "Symbol": sympy.Symbol,
+                "Integer": sympy.Integer,
+                "Float": sympy.Float,
+                "Rational": sympy.Rational,
+            },
             transformations=standard_transformations
             + (convert_xor, implicit_multiplication_application),
             evaluate=True,
@@ -94,8 +122,14 @@ def lambdify_activation(text: str) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
     import scipy.special
 
-    modules = [{"Heaviside": lambda x, h0=0.5: np.heaviside(x, h0), "erf": scipy.special.erf,
-                "erfc": scipy.special.erfc}, "numpy"]
+    modules = [
+        {
+            "Heaviside": lambda x, h0=0.5: np.heaviside(x, h0),
+            "erf": scipy.special.erf,
+            "erfc": scipy.special.erfc,
+        },
+        "numpy",
+    ]
     fn = sympy.lambdify(U, expr, modules=modules)
 
     def call(x: np.ndarray) -> np.ndarray:

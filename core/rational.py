@@ -66,7 +66,7 @@ class SparsePoly:
         return sympy.Add(
             *[
                 sympy.Rational(c.numerator, c.denominator)
-                * sympy.Mul(*[s**e for s, e in zip(symbols, m)])
+                * sympy.Mul(*[s**e for s, e in zip(symbols, m, strict=False)])
                 for m, c in self.terms.items()
             ]
         )
@@ -76,12 +76,17 @@ class SparsePoly:
 
     def evaluate(self, values: Sequence[np.ndarray]) -> np.ndarray:
         """Evaluate at points given as one array per variable (broadcast together)."""
-        values = [np.asarray(v, dtype=float) for v in values]
+        dtype = (
+            np.longdouble if any(np.asarray(v).dtype == np.longdouble for v in values) else float
+        )
+        values = [np.asarray(v, dtype=dtype) for v in values]
         shape = np.broadcast_shapes(*[v.shape for v in values]) if values else ()
-        out = np.zeros(shape)
+        out = np.zeros(shape, dtype=dtype)
         for mono, c in self.terms.items():
-            term = np.full(shape, float(c))
-            for v, e in zip(values, mono):
+            term = np.full(
+                shape, _longdouble(c) if dtype is np.longdouble else float(c), dtype=dtype
+            )
+            for v, e in zip(values, mono, strict=False):
                 if e:
                     term = term * v**e
             out = out + term
@@ -125,11 +130,58 @@ class RationalMatrix:
         }
 
 
+def _longdouble(c: Fraction) -> np.longdouble:
+    return np.longdouble(str(c.numerator)) / np.longdouble(str(c.denominator))
+
+
+def _to_flint(poly: SparsePoly, ctx):
+    import flint
+
+    return ctx.from_dict({m: flint.fmpq(c.numerator, c.denominator) for m, c in poly.terms.items()})
+
+
+def _from_flint(poly, nvars: int) -> SparsePoly:
+    return SparsePoly(
+        nvars,
+        {tuple(int(e) for e in m): Fraction(int(c.p), int(c.q)) for m, c in poly.to_dict().items()},
+    )
+
+
+def reduce_entry(
+    numerator: SparsePoly, factor_powers: Sequence[tuple[int, int]], factors: Sequence[SparsePoly]
+) -> tuple[SparsePoly, tuple[tuple[int, int], ...]]:
+    """Cancel denominator factors that divide ``numerator`` exactly (lowest terms per entry).
+
+    A common denominator hides factors such as x11*x22 - x12**2 inside numerators, where
+    floating-point evaluation cancels catastrophically near the singular locus; per-entry
+    lowest terms keep every such factor in the (accurately evaluated) denominator.
+    """
+    if numerator.is_zero() or not factor_powers:
+        return numerator, tuple(factor_powers)
+    import flint
+
+    names = tuple(f"v{i}" for i in range(numerator.nvars))
+    ctx = flint.fmpq_mpoly_ctx.get(names, "lex")
+    num = _to_flint(numerator, ctx)
+    out = []
+    for k, e in factor_powers:
+        f = _to_flint(factors[k], ctx)
+        while e > 0:
+            q, r = divmod(num, f)
+            if r != 0:
+                break
+            num, e = q, e - 1
+        if e:
+            out.append((k, e))
+    return _from_flint(num, numerator.nvars), tuple(out)
+
+
 class CompiledRationalMatrices:
     """Fast batched evaluation of several RationalMatrix objects sharing a factor list.
 
-    All monomials of all numerators are evaluated once per batch from cached powers; the
-    numerators are then one matrix product ``coefficients @ monomials``.
+    Each entry is first brought to lowest terms (:func:`reduce_entry`).  All monomials of all
+    numerators are evaluated once per batch from cached powers; the numerators are then one
+    matrix product ``coefficients @ monomials``, divided entrywise by the denominators.
     """
 
     def __init__(
@@ -137,68 +189,89 @@ class CompiledRationalMatrices:
     ) -> None:
         self.nvars = nvars
         self.factors = list(factors)
-        monos: dict[Monomial, int] = {}
-        for m in matrices:
-            for row in m.numerators:
-                for p in row:
-                    for mono in p.terms:
-                        monos.setdefault(mono, len(monos))
-        self.monomials = list(monos)
         self.rank = matrices[0].rank if matrices else 0
-        r = self.rank
-        self.coefficients = []
-        self.denominators = []
-        for m in matrices:
-            coef = np.zeros((r * r, max(len(monos), 1)))
-            for i, row in enumerate(m.numerators):
-                for j, p in enumerate(row):
-                    for mono, c in p.terms.items():
-                        coef[i * r + j, monos[mono]] = float(c)
-            self.coefficients.append(coef)
-            self.denominators.append((float(m.constant), m.factor_powers))
-        self.max_power = [
-            max([mono[v] for mono in self.monomials] + [0]) for v in range(nvars)
+        reduced = [
+            [reduce_entry(p, m.factor_powers, factors) for row in m.numerators for p in row]
+            for m in matrices
         ]
+        monos: dict[Monomial, int] = {}
+        for entries in reduced:
+            for num, _ in entries:
+                for mono in num.terms:
+                    monos.setdefault(mono, len(monos))
+        self.monomials = list(monos)
+        r2 = self.rank * self.rank
+        self.coefficients = []
+        self.coefficients_ld = []
+        self.denominators = []
+        for m, entries in zip(matrices, reduced, strict=False):
+            coef = np.zeros((r2, max(len(monos), 1)))
+            coef_ld = np.zeros((r2, max(len(monos), 1)), dtype=np.longdouble)
+            dens = []
+            for idx, (num, powers) in enumerate(entries):
+                for mono, c in num.terms.items():
+                    c = c / m.constant
+                    coef[idx, monos[mono]] = float(c)
+                    coef_ld[idx, monos[mono]] = _longdouble(c)
+                dens.append(powers)
+            self.coefficients.append(coef)
+            self.coefficients_ld.append(coef_ld)
+            self.denominators.append(dens)
+        self.max_power = [max([mono[v] for mono in self.monomials] + [0]) for v in range(nvars)]
 
     def evaluate(
-        self, values: Sequence[np.ndarray], factor_values: Mapping[int, np.ndarray] | None = None
+        self,
+        values: Sequence[np.ndarray],
+        factor_values: Mapping[int, np.ndarray] | None = None,
+        which: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
-        """Return one array of shape (npoints, r, r) per matrix.
+        """Return one array of shape (npoints, r, r) per matrix (or per index in ``which``).
 
         ``values`` holds one 1-D array per variable; ``factor_values`` may replace the
         floating-point evaluation of chosen denominator factors by accurate values.
         """
-        values = [np.asarray(v, dtype=float) for v in values]
+        dtype = (
+            np.longdouble if any(np.asarray(v).dtype == np.longdouble for v in values) else float
+        )
+        values = [np.asarray(v, dtype=dtype) for v in values]
         n = values[0].shape[0]
         powers = []
-        for v, top in zip(values, self.max_power):
-            pw = [np.ones(n)]
+        for v, top in zip(values, self.max_power, strict=False):
+            pw = [np.ones(n, dtype=dtype)]
             for _ in range(top):
                 pw.append(pw[-1] * v)
             powers.append(pw)
-        mono_vals = np.empty((max(len(self.monomials), 1), n))
-        if not self.monomials:
-            mono_vals[:] = 0.0
+        mono_vals = np.zeros((max(len(self.monomials), 1), n), dtype=dtype)
         for k, mono in enumerate(self.monomials):
-            t = np.ones(n)
+            t = np.ones(n, dtype=dtype)
             for v, e in enumerate(mono):
                 if e:
                     t = t * powers[v][e]
             mono_vals[k] = t
         factor_values = dict(factor_values or {})
         fvals: dict[int, np.ndarray] = {}
+
+        def factor(k: int) -> np.ndarray:
+            if k not in fvals:
+                fvals[k] = (
+                    np.asarray(factor_values[k], dtype=dtype)
+                    if k in factor_values
+                    else self.factors[k].evaluate(values)
+                )
+            return fvals[k]
+
         out = []
         r = self.rank
-        for coef, (const, fpowers) in zip(self.coefficients, self.denominators):
-            num = (coef @ mono_vals).T.reshape(n, r, r)
-            den = np.full(n, const)
-            for k, e in fpowers:
-                if k not in fvals:
-                    fvals[k] = (
-                        np.asarray(factor_values[k], dtype=float)
-                        if k in factor_values
-                        else self.factors[k].evaluate(values)
-                    )
-                den = den * fvals[k] ** e
-            out.append(num / den[:, None, None])
+        chosen = range(len(self.coefficients)) if which is None else which
+        for m in chosen:
+            coef = (self.coefficients_ld if dtype is np.longdouble else self.coefficients)[m]
+            dens = self.denominators[m]
+            num = coef @ mono_vals
+            for idx, powers_k in enumerate(dens):
+                if powers_k:
+                    den = np.ones(n, dtype=dtype)
+                    for k, e in powers_k:
+                        den = den * factor(k) ** e
+                    num[idx] = num[idx] / den
+            out.append(num.T.reshape(n, r, r))
         return out

@@ -82,9 +82,7 @@ class PfaffianSystem:
         variables = tuple(data["variables"])
         nvars = len(variables)
         factors = tuple(SparsePoly.from_json(f, nvars) for f in data.get("factors", []))
-        matrices = tuple(
-            RationalMatrix.from_json(m, nvars, len(factors)) for m in data["pfaffian"]
-        )
+        matrices = tuple(RationalMatrix.from_json(m, nvars, len(factors)) for m in data["pfaffian"])
         system = cls(
             variables=variables,
             standard_monomials=tuple(tuple(int(e) for e in m) for m in data["standard_monomials"]),
@@ -143,6 +141,31 @@ class PfaffianSystem:
                 return k
         return None
 
+    @cached_property
+    def connection(self) -> tuple[CompiledRationalMatrices, int | None]:
+        """(Q_a, Q_b, Q_c) of the normalised vector in covariance coordinates, compiled.
+
+        See :mod:`hgmntk.lconnection`; the second item is the index of the factor
+        ab - c^2, whose value the integrator supplies from the accurate determinant.
+        """
+        from .lconnection import covariance_connection, determinant_factor_index
+
+        if self.variables != X_VARIABLES:
+            raise ValueError("covariance coordinates exist only for systems in (x11, x12, x22)")
+        factors, matrices = covariance_connection(self)
+        return CompiledRationalMatrices(matrices, factors, 3), determinant_factor_index(factors)
+
+    def connection_at(self, a, b, c, det, which=None) -> list[np.ndarray]:
+        """Q_a, Q_b, Q_c (or those chosen by index in ``which``) at a batch of covariances.
+
+        Each is an array of shape (npoints, r, r).
+        """
+        compiled, k = self.connection
+        override = {} if k is None else {k: det}
+        if k is not None and compiled.factors[k].terms[(1, 1, 0)] < 0:
+            override = {k: -det}
+        return compiled.evaluate([a, b, c], override, which)
+
     def matrices_at(self, values: Sequence[np.ndarray], factor_values=None) -> list[np.ndarray]:
         """P_i evaluated at a batch of points: one (npoints, r, r) array per variable."""
         return self.compiled.evaluate(values, factor_values)
@@ -184,7 +207,7 @@ class PfaffianSystem:
             e = np.zeros(n)
             e[j] = h
             plus, minus = mats(x + e), mats(x - e)
-            deriv.append([(a - b) / (2 * h) for a, b in zip(plus, minus)])
+            deriv.append([(a - b) / (2 * h) for a, b in zip(plus, minus, strict=False)])
         worst = 0.0
         for i in range(n):
             for j in range(i + 1, n):

@@ -38,7 +38,7 @@ def cache_dir() -> Path:
 
 def install_activation(activation, *, overwrite: bool = True) -> Path:
     """Store an activation file so that every later process registers it."""
-    from .plugins import reset_registry
+    from .plugin_manager import reset_registry
 
     path = activations_dir() / f"{activation.name}.json"
     if path.exists() and not overwrite:

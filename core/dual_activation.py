@@ -1,0 +1,277 @@
+"""Dual activations E[s(u)s(v)] and E[s'(u)s'(v)]: the orchestration shared by all methods.
+
+For a batch of covariances the core
+
+1. evaluates singular covariances (det = 0, rho = +-1, also a = 0 or b = 0) from the
+   activation's collinear data (:mod:`hgmntk.collinear`);
+2. near rho = +-1 (theta = arccos rho within ``PRICE_ANGLE`` of 0 or pi), with an exact
+   integrator and a derivative dual available, uses Price's theorem
+   dE/dc = E[s'(u) s'(v)]:  with c = sqrt(ab) cos(phi),
+
+       E(theta) = E(rho=1)  - sqrt(ab) int_0^theta  sin(phi) E'(phi) dphi,
+       E(theta) = E(rho=-1) + sqrt(ab) int_theta^pi sin(phi) E'(phi) dphi,
+
+   by Gauss-Legendre quadrature; this keeps full relative accuracy where the value itself
+   or its distance to the collinear value is tiny (the ODE cannot deliver that);
+3. hands every other covariance to the chosen integrator.
+
+It also returns the distances to the collinear values, ``to_same = E(rho=1) - E`` and
+``to_opposite = E - E(rho=-1)``, accurate near the respective end: the deep-kernel recursion
+needs them to form the next layer's determinant without cancellation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activation import DUAL_KEYS, Activation
+from .collinear import collinear_values
+from .covariance import Covariances
+from .errors import (
+    InvalidInputError,
+    NotApplicableError,
+    NotHolonomicError,
+    UnknownActivationError,
+    UnknownIntegratorError,
+)
+from .integrator import Integrator
+
+PRICE_ANGLE = 0.5
+PRICE_NODES = 24
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(PRICE_NODES)
+
+#: The order in which ``method="auto"`` tries integrators.
+AUTO_ORDER = ("closed", "hgm")
+
+
+class ApproximationWarning(UserWarning):
+    """A value was computed by an approximate (quadrature) method."""
+
+
+@dataclass
+class DualResult:
+    """Values of a dual, error estimates, and distances to the collinear values."""
+
+    values: np.ndarray
+    error: np.ndarray
+    to_same: np.ndarray
+    to_opposite: np.ndarray
+    method: str
+
+
+def get_activation(activation: str | Activation) -> Activation:
+    """The registered activation of that name (or an expression, derived and cached)."""
+    from .plugin_manager import get_registry
+
+    if isinstance(activation, Activation):
+        return activation
+    if not isinstance(activation, str):
+        raise InvalidInputError(
+            f"activation must be a name or an expression string, not {type(activation).__name__}"
+        )
+    registry = get_registry()
+    if activation in registry.activations:
+        return registry.activations[activation]
+    from .errors import InvalidInputError as _Invalid
+    from .expressions import parse_activation_expression
+
+    known = ", ".join(sorted(registry.activations))
+    try:
+        expr = parse_activation_expression(activation)
+    except _Invalid as exc:
+        raise UnknownActivationError(
+            f"unknown activation {activation!r}; registered activations: {known}. "
+            f"It is not an expression in u either ({exc}). Give a SymPy expression in u "
+            "(e.g. 'Heaviside(u)*cos(u)') or derive one with 'hgmntk derive EXPR --name NAME'"
+        ) from None
+    try:
+        from .cas_bridge.derive import derive_cached
+    except ImportError as exc:
+        raise UnknownActivationError(
+            f"unknown activation {activation!r} (registered: {known}); deriving expressions "
+            f"needs the derivation engine, which failed to import: {exc}"
+        ) from exc
+    return derive_cached(expr)
+
+
+def get_integrator(name: str) -> Integrator:
+    """The registered integrator of that name."""
+    from .plugin_manager import get_registry
+
+    integrators = get_registry().integrators
+    if name not in integrators:
+        raise UnknownIntegratorError(
+            f"unknown method {name!r}; available: auto, {', '.join(sorted(integrators))}"
+        )
+    return integrators[name]
+
+
+def choose_integrator(activation: Activation, key: str, method: str) -> Integrator:
+    """Resolve ``method`` (a name or "auto") for dual ``key`` of ``activation``."""
+    if method != "auto":
+        integrator = get_integrator(method)
+        reason = integrator.unavailable_reason(activation, key)
+        if reason:
+            if not activation.holonomic and integrator.exact:
+                raise NotHolonomicError(reason, activation.expression)
+            raise NotApplicableError(f"method {method!r} does not apply: {reason}")
+        return integrator
+    for name in AUTO_ORDER:
+        try:
+            integrator = get_integrator(name)
+        except UnknownIntegratorError:
+            continue
+        if integrator.unavailable_reason(activation, key) is None:
+            return integrator
+    if not activation.holonomic:
+        raise NotHolonomicError(
+            f"activation {activation.name!r} ({activation.expression}) is not holonomic, so no "
+            "exact method applies; pass method='gauss-hermite' (or 'monte-carlo') for an "
+            "approximate value",
+            activation.expression,
+        )
+    integrator = get_integrator("gauss-hermite")
+    reason = integrator.unavailable_reason(activation, key)
+    if reason:
+        raise NotApplicableError(
+            f"no method can evaluate the {key} dual of {activation.name!r}: {reason}"
+        )
+    warnings.warn(
+        f"activation {activation.name!r} has no closed form or Pfaffian system for its {key} "
+        "dual; using Gauss-Hermite quadrature (approximate)",
+        ApproximationWarning,
+        stacklevel=3,
+    )
+    return integrator
+
+
+def evaluate_dual(
+    activation: Activation,
+    key: str,
+    cov: Covariances,
+    *,
+    method: str = "auto",
+    rtol: float = 1e-12,
+    options: dict | None = None,
+) -> DualResult:
+    """The dual ``key`` at every covariance of ``cov`` (see the module docstring)."""
+    integrator = choose_integrator(activation, key, method)
+    options = options or {}
+    if not integrator.exact:
+        cov = cov.astype(float)
+    n = len(cov)
+    values = np.empty(n, dtype=cov.a.dtype)
+    error = np.zeros(n)
+    same = collinear_values(activation, key, cov.a, cov.b, 1.0)
+    opposite = collinear_values(activation, key, cov.a, cov.b, -1.0)
+    singular = (cov.det <= 0) | (cov.a <= 0) | (cov.b <= 0)
+    theta = cov.theta
+    pi = np.arctan2(np.zeros((), dtype=theta.dtype), -np.ones((), dtype=theta.dtype))
+    at_same = singular & (cov.c >= 0)
+    values[at_same] = same[at_same]
+    values[singular & ~at_same] = opposite[singular & ~at_same]
+    use_price = np.zeros(n, dtype=bool)
+    if integrator.exact and key == "ss" and "dsds" in _available_keys(activation, integrator):
+        use_price = ~singular & ((theta < PRICE_ANGLE) | (theta > pi - PRICE_ANGLE))
+    direct = ~singular & ~use_price
+    if np.any(direct):
+        res = integrator.evaluate(activation, key, cov.take(direct), rtol=rtol, **options)
+        values[direct] = res.values
+        error[direct] = res.error
+    to_same = same - values
+    to_opposite = values - opposite
+    if np.any(use_price):
+        idx = np.flatnonzero(use_price)
+        sub = cov.take(idx)
+        near0 = theta[idx] < pi / 2
+        lo = np.where(near0, 0.0, theta[idx])
+        hi = np.where(near0, theta[idx], pi)
+        phi = 0.5 * (hi - lo)[:, None] * (_GL_X[None, :] + 1.0) + lo[:, None]
+        sab = np.sqrt(sub.a * sub.b)
+        a_n = np.repeat(sub.a, PRICE_NODES)
+        b_n = np.repeat(sub.b, PRICE_NODES)
+        s = np.sin(phi).ravel()
+        nodes = Covariances(
+            a_n, b_n, np.repeat(sab, PRICE_NODES) * np.cos(phi).ravel(), a_n * b_n * s * s
+        )
+        d = integrator.evaluate(activation, "dsds", nodes, rtol=rtol, **options)
+        integrand = (s * d.values).reshape(-1, PRICE_NODES)
+        integral = sab * 0.5 * (hi - lo) * (integrand @ _GL_W)
+        err = sab * 0.5 * (hi - lo) * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
+        vals = np.where(near0, same[idx] - integral, opposite[idx] + integral)
+        values[idx] = vals
+        error[idx] = err
+        to_same[idx] = np.where(near0, integral, same[idx] - vals)
+        to_opposite[idx] = np.where(near0, vals - opposite[idx], integral)
+    if not np.all(np.isfinite(values) | np.isinf(same) | np.isinf(opposite)):
+        raise ArithmeticError("internal error: a dual value is NaN")
+    return DualResult(values, error, to_same, to_opposite, integrator.name)
+
+
+def _available_keys(activation: Activation, integrator: Integrator) -> set[str]:
+    return {k for k in ("ss", "dsds") if integrator.unavailable_reason(activation, k) is None}
+
+
+def dual(
+    activation: str | Activation,
+    a,
+    b,
+    c,
+    *,
+    derivative: bool = False,
+    method: str = "auto",
+    rtol: float = 1e-12,
+    return_error: bool = False,
+    **options,
+):
+    """E[s(u) s(v)] (or E[s'(u) s'(v)] with ``derivative=True``) for (u, v) ~ N(0, L).
+
+    Parameters
+    ----------
+    activation : str or Activation
+        A registered name (``hgmntk activations`` lists them) or a SymPy expression in u.
+    a, b, c : array_like
+        Entries of L = [[a, c], [c, b]], broadcast together; L must be positive semidefinite.
+    derivative : bool
+        Evaluate the dual of the derivative s' (the NTK needs it).
+    method : str
+        "auto" (closed form, else HGM, else quadrature), "closed", "hgm", "gauss-hermite",
+        "monte-carlo", or any name a plugin registers.
+    rtol : float
+        Relative tolerance of the ODE solver (HGM).
+    return_error : bool
+        Also return the estimated absolute error (same shape).
+    **options
+        Passed to the integrator (``degree`` for gauss-hermite, ``samples``/``seed`` for
+        monte-carlo).
+
+    Returns
+    -------
+    numpy.ndarray (or a tuple (values, errors))
+
+    Examples
+    --------
+    >>> import hgmntk
+    >>> float(hgmntk.dual("relu", 1.0, 1.0, 0.0))  # 1/(2 pi)
+    0.15915494309189535
+    """
+    act = get_activation(activation)
+    if not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
+        raise InvalidInputError(f"rtol must be a number in (0, 1), got {rtol!r}")
+    key = DUAL_KEYS[bool(derivative)]
+    try:
+        arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, c)))
+    except ValueError as exc:
+        raise InvalidInputError(f"a, b and c do not broadcast together: {exc}") from exc
+    except TypeError as exc:
+        raise InvalidInputError(f"a, b and c must be numbers or arrays: {exc}") from exc
+    shape = arrays[0].shape
+    cov = Covariances.from_arrays(*arrays)
+    res = evaluate_dual(act, key, cov, method=method, rtol=rtol, options=options)
+    values = res.values.astype(float).reshape(shape)
+    if return_error:
+        return values, res.error.reshape(shape)
+    return values

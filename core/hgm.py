@@ -1,0 +1,227 @@
+"""The holonomic gradient method: solving a Pfaffian system along paths of covariances.
+
+Let F = (m_1 Ehat, ..., m_r Ehat) solve dF/dx_i = P_i(x) F, x = -1/2 L^-1.  We integrate the
+normalised vector
+
+    G = F * sqrt(det x) / pi = F / (2 pi sqrt(det L)),     G[0] = E[s1(u) s2(v)],
+
+whose components are Gaussian expectations and stay bounded as L becomes singular, along
+paths in the space of covariances L = [[a, c], [c, b]]:
+
+    dG/dt = ( sum_i x_i'(t) P_i(x(t)) - (1/2) d/dt log det L(t) ) G.
+
+Paths never leave the positive definite cone, and det L(t) is always formed as a sum of
+non-negative terms from the accurate det of the target, so the determinant factor
+x11 x22 - x12^2 = 1/(4 det L) of the denominators is passed to the evaluator exactly.
+
+* :func:`diagonal_path`: from the system's base point (x12 = 0) to diag(a, b) through
+  a(t) = a0 (a/a0)^t, b(t) = b0 (b/b0)^t;
+* :func:`correlation_path`: from diag(a, b) to [[a, c], [c, b]] with c(t) = t c and
+  det L(t) = ab (1 - t)(1 + t) + t^2 det L;
+* :func:`angle_sweep`: for positively homogeneous pairs only the angle theta matters,
+  E(a, b, c) = a^(k1/2) b^(k2/2) e(theta); one trajectory in theta (a = b = 1,
+  c = cos theta, det L = sin^2 theta) serves every target through its dense output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+
+from .covariance import Covariances
+from .errors import IntegrationError
+from .odes import solve_batched
+from .system import PfaffianSystem
+
+
+@dataclass
+class HGMResult:
+    """Values E[s1(u)s2(v)] and an estimate of their absolute error."""
+
+    values: np.ndarray
+    error: np.ndarray
+
+
+def base_covariance(system: PfaffianSystem) -> tuple[float, float, np.ndarray]:
+    """(a0, b0, G0): the base point as variances and the normalised initial vector."""
+    x11, x12, x22 = system.base_point_float
+    if x12 != 0 or not (x11 < 0 and x22 < 0):
+        raise IntegrationError(
+            "the base point of a Pfaffian system must have x12 = 0, x11, x22 < 0"
+        )
+    g0 = system.initial_values_float * np.sqrt(x11 * x22) / np.pi
+    return -0.5 / x11, -0.5 / x22, g0
+
+
+def diagonal_path(
+    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """G at diag(a, b) for a batch, from the base point; returns (G, error estimate)."""
+    a0, b0, g0 = base_covariance(system)
+    la, lb = np.log(a / a0), np.log(b / b0)
+    zeros = np.zeros_like(a)
+
+    def rhs(t: float, g: np.ndarray) -> np.ndarray:
+        at, bt = a0 * np.exp(t * la), b0 * np.exp(t * lb)
+        qa, qb = system.connection_at(at, bt, zeros, at * bt, which=(0, 1))
+        m = (la * at)[:, None, None] * qa + (lb * bt)[:, None, None] * qb
+        return np.einsum("nij,nj->ni", m, g)
+
+    y0 = np.broadcast_to(g0, (a.shape[0], g0.shape[0]))
+    sol = solve_batched(rhs, y0, 0.0, 1.0, rtol=rtol)
+    return sol.y, sol.error
+
+
+def correlation_path(
+    system: PfaffianSystem, cov: Covariances, g_diag: np.ndarray, *, rtol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """G at [[a, c], [c, b]] from G at diag(a, b) (c(t) = t c); returns (G, error)."""
+    a, b, c, det1 = cov.a, cov.b, cov.c, cov.det
+    ab = a * b
+
+    def rhs(t: float, g: np.ndarray) -> np.ndarray:
+        det = ab * (1.0 - t) * (1.0 + t) + t * t * det1
+        qc = system.connection_at(a, b, t * c, det, which=(2,))[0]
+        return c[:, None] * np.einsum("nij,nj->ni", qc, g)
+
+    sol = solve_batched(rhs, g_diag, 0.0, 1.0, rtol=rtol)
+    return sol.y, sol.error
+
+
+def solve_generic(system: PfaffianSystem, cov: Covariances, *, rtol: float) -> HGMResult:
+    """E at every (a, b, c) of a batch with det > 0: diagonal path, then correlation path."""
+    g1, e1 = diagonal_path(system, cov.a, cov.b, rtol=rtol)
+    g2, e2 = correlation_path(system, cov, g1, rtol=rtol)
+    return HGMResult(g2[:, 0], e1 + e2)
+
+
+_PI_LD = np.arctan(np.longdouble(1)) * 4
+_HALF_PI_LD = _PI_LD / 2
+
+
+def _theta_rhs(system: PfaffianSystem):
+    one = np.ones(1, dtype=np.longdouble)
+
+    def rhs(theta, g: np.ndarray) -> np.ndarray:
+        s = np.sin(theta)
+        c = np.array([np.cos(theta)], dtype=np.longdouble)
+        qc = system.connection_at(one, one, c, np.array([s * s], dtype=np.longdouble), (2,))[0]
+        return -s * np.einsum("nij,nj->ni", qc, g)
+
+    return rhs
+
+
+def sweep_start(system: PfaffianSystem) -> np.ndarray:
+    """G at a = b = 1, c = 0 (theta = pi/2), from the base point, in extended precision."""
+    a0, b0, _ = base_covariance(system)
+    x11, _, x22 = system.base_point_float
+    g0 = np.array(
+        [np.longdouble(mpmath.nstr(v, 30, strip_zeros=False)) for v in system.initial_values_mp],
+        dtype=np.longdouble,
+    )
+    g0 = g0 * np.sqrt(np.longdouble(x11) * np.longdouble(x22)) / _PI_LD
+    la = np.log(np.longdouble(1) / np.longdouble(a0))
+    lb = np.log(np.longdouble(1) / np.longdouble(b0))
+    zero = np.zeros(1, dtype=np.longdouble)
+
+    def rhs(t, g):
+        at = np.longdouble(a0) * np.exp(t * la) * np.ones(1, dtype=np.longdouble)
+        bt = np.longdouble(b0) * np.exp(t * lb) * np.ones(1, dtype=np.longdouble)
+        qa, qb = system.connection_at(at, bt, zero, at * bt, which=(0, 1))
+        return np.einsum("nij,nj->ni", la * at[:, None, None] * qa + lb * bt[:, None, None] * qb, g)
+
+    sol = solve_batched(rhs, g0[None, :], 0.0, 1.0, rtol=1e-17)
+    return sol.y[0]
+
+
+class _Trajectory:
+    """A cached dense trajectory of the angle ODE from pi/2 towards one end, extendable."""
+
+    def __init__(self, system: PfaffianSystem, g_half: np.ndarray, rtol: float, toward_zero: bool):
+        self.rhs = _theta_rhs(system)
+        self.rtol = rtol
+        self.sign = -1 if toward_zero else 1
+        self.end = _HALF_PI_LD
+        self.y_end = g_half[None, :]
+        self.segments: list = []
+        self.g_half = g_half
+
+    def extend(self, target) -> None:
+        """Integrate on until ``target`` (a bit beyond it, to reuse the result)."""
+        if self.sign * (target - self.end) <= 0:
+            return
+        if self.sign < 0:
+            new_end = max(target * np.longdouble(0.5), target - np.longdouble(0.05))
+        else:
+            new_end = min(
+                _PI_LD - (_PI_LD - target) * np.longdouble(0.5), target + np.longdouble(0.05)
+            )
+            new_end = min(new_end, np.nextafter(_PI_LD, 0))
+        sol = solve_batched(self.rhs, self.y_end, self.end, new_end, rtol=self.rtol, dense=True)
+        self.segments.extend(sol.segments or [])
+        self.end, self.y_end = new_end, sol.y
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        if theta.size == 0:
+            return np.empty(0, dtype=np.longdouble)
+        self.extend(theta.min() if self.sign < 0 else theta.max())
+        if not self.segments:
+            return np.full(theta.shape, self.g_half[0])
+        from .odes import BatchedSolution
+
+        holder = BatchedSolution(self.y_end, np.zeros(1), 0, 0, self.segments)
+        return holder.dense(theta)[:, 0, 0]
+
+
+_TRAJECTORIES: dict[int, tuple[PfaffianSystem, dict]] = {}
+
+
+def _trajectories(system: PfaffianSystem, tight: float) -> dict:
+    entry = _TRAJECTORIES.get(id(system))
+    if entry is None or entry[0] is not system:
+        entry = (system, {})
+        _TRAJECTORIES[id(system)] = entry
+    cache = entry[1]
+    if tight not in cache:
+        g_half = sweep_start(system)
+        cache[tight] = {
+            (tol, side): _Trajectory(system, g_half, tol, side)
+            for tol in (10 * tight, tight)
+            for side in (True, False)
+        }
+    return cache[tight]
+
+
+def angle_sweep(system: PfaffianSystem, theta: np.ndarray, *, rtol: float) -> HGMResult:
+    """e(theta) = E at a = b = 1, c = cos(theta) for all theta in (0, pi), from one trajectory.
+
+    The trajectory starts at theta = pi/2 (reached from the base point along the diagonal)
+    and is solved in extended precision (numpy longdouble) at tolerance min(rtol, 1e-17)
+    and again at ten times that; values come from the tighter solve's dense output (order 7)
+    and the error estimate is the difference of the two.  Extended precision keeps the
+    relative accuracy of values that are tiny compared with the solution vector
+    (rho -> -1).  Trajectories are cached per system and extended on demand, so later
+    calls cost only the dense-output evaluation.
+    """
+    theta = np.asarray(theta)
+    dtype = np.longdouble if theta.dtype == np.longdouble else np.dtype(float)
+    out = np.empty(theta.shape, dtype=dtype)
+    err = np.zeros(theta.shape)
+    if theta.size == 0:
+        return HGMResult(out, err)
+    if np.any((theta <= 0) | (theta >= _PI_LD)):
+        raise IntegrationError("angle_sweep needs 0 < theta < pi (collinear points are separate)")
+    tight = min(rtol, 1e-17)
+    trajectories = _trajectories(system, tight)
+    for lo_side in (True, False):
+        mask = theta < _HALF_PI_LD if lo_side else theta >= _HALF_PI_LD
+        if not np.any(mask):
+            continue
+        targets = theta[mask].astype(np.longdouble)
+        loose = trajectories[(10 * tight, lo_side)](targets)
+        fine = trajectories[(tight, lo_side)](targets)
+        out[mask] = fine.astype(dtype)
+        err[mask] = np.abs(fine - loose).astype(float)
+    return HGMResult(out, err)

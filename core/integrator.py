@@ -1,0 +1,55 @@
+"""The integrator contract and the method table.
+
+An integrator evaluates a dual activation E[s1(u) s2(v)] at a batch of covariances.  It is
+code written once; activations are data.  Contract (what the core guarantees and expects):
+
+1. ``evaluate`` receives only covariances with a > 0, b > 0 and det = ab - c^2 > 0 (the core
+   evaluates singular covariances, rho = +-1, from the activation's collinear data), as a
+   :class:`~hgmntk.covariance.Covariances` whose ``det`` is accurate.
+2. It returns an :class:`IntegratorResult` with one value per covariance, in the order given,
+   and an error estimate per value (absolute; NaN where it has none).
+3. It never returns NaN or garbage silently: failure raises :class:`IntegrationError` saying
+   where, and an integrator that does not apply says why in ``unavailable_reason``.
+4. ``exact`` integrators (closed forms, HGM) are accurate to ~1e-12 relative; the core then
+   also uses them for the Price-theorem integrals that carry rho -> +-1 without cancellation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .covariance import Covariances
+
+
+@dataclass
+class IntegratorResult:
+    """Values of a dual at a batch of covariances and their estimated absolute errors."""
+
+    values: np.ndarray
+    error: np.ndarray
+
+
+class Integrator:
+    """Base class of integrators (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    exact: ClassVar[bool] = False
+    #: Options accepted by :meth:`evaluate` with their defaults (shown by the CLI).
+    options: ClassVar[dict[str, object]] = {}
+
+    def unavailable_reason(self, activation, key: str) -> str | None:
+        """None if this integrator can evaluate dual ``key`` of ``activation``, else why not."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, activation, key: str, cov: Covariances, *, rtol: float, **options
+    ) -> IntegratorResult:
+        """Evaluate dual ``key`` ("ss" or "dsds") of ``activation`` at every covariance."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<integrator {self.name!r}>"

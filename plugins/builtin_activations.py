@@ -1,0 +1,59 @@
+"""Built-in activations: every activation file shipped in ``hgmntk/plugins/data``.
+
+Registered through the same hook as third-party plugins.  Closed forms, where known, are
+attached here (they are code; the files are data).  The non-holonomic activations
+(sigmoid, tanh, softplus, silu) are registered too, for quadrature only: exact methods
+refuse them with a :class:`~hgmntk.NotHolonomicError`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from hgmntk.activation import Activation
+from hgmntk.hookspecs import hookimpl
+
+from . import closed_forms
+
+CLOSED_FORMS = {
+    "relu": {"ss": closed_forms.relu_relu, "dsds": closed_forms.step_step},
+    "step": {"ss": closed_forms.step_step, "dsds": closed_forms.delta_delta},
+}
+
+NOT_HOLONOMIC = {
+    "sigmoid": ("1/(1 + exp(-u))", "exp(-u)/(1 + exp(-u))**2", "logistic sigmoid"),
+    "tanh": ("tanh(u)", "1 - tanh(u)**2", "hyperbolic tangent"),
+    "softplus": ("log(1 + exp(u))", "1/(1 + exp(-u))", "softplus log(1 + e^u)"),
+    "silu": ("u/(1 + exp(-u))", "1/(1 + exp(-u)) + u*exp(-u)/(1 + exp(-u))**2", "SiLU / swish"),
+}
+
+
+def builtin_activations() -> list[Activation]:
+    """Load every shipped activation file (sorted by name) and the quadrature-only ones."""
+    out = []
+    folder = resources.files(__package__) / "data"
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".json"):
+            with resources.as_file(entry) as path:
+                act = Activation.load(path)
+            forms = CLOSED_FORMS.get(act.name)
+            out.append(act.with_closed_forms(**forms) if forms else act)
+    for name, (expr, deriv, desc) in NOT_HOLONOMIC.items():
+        out.append(
+            Activation(
+                name=name,
+                expression=expr,
+                derivative=deriv,
+                description=f"{desc} (not holonomic: quadrature only)",
+                holonomic=False,
+                provenance={"engine": "none", "note": "infinitely many complex poles"},
+            )
+        )
+    return out
+
+
+@hookimpl
+def hgmntk_register_activations(register):
+    """Register the built-in activations."""
+    for act in builtin_activations():
+        register(act)

@@ -1,0 +1,168 @@
+"""Built-in integrators: ``closed``, ``hgm``, ``gauss-hermite`` and ``monte-carlo``.
+
+They follow the contract of :mod:`hgmntk.integrator` and are registered through the same
+hook a third-party integrator uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hgmntk.covariance import Covariances
+from hgmntk.errors import InvalidInputError
+from hgmntk.hgm import angle_sweep, solve_generic
+from hgmntk.hookspecs import hookimpl
+from hgmntk.integrator import Integrator, IntegratorResult
+
+_SIDE = {"ss": "s", "dsds": "ds"}
+
+
+class ClosedForm(Integrator):
+    """The activation's closed-form expression (exact to rounding)."""
+
+    name = "closed"
+    description = "closed-form dual (when the activation plugin provides one)"
+    exact = True
+
+    def unavailable_reason(self, activation, key):
+        if key not in activation.closed_forms:
+            return f"activation {activation.name!r} has no closed form for its {key} dual"
+        return None
+
+    def evaluate(self, activation, key, cov, *, rtol):
+        values = np.asarray(activation.closed_forms[key](cov))
+        return IntegratorResult(values, np.abs(values) * 4 * np.finfo(values.dtype).eps)
+
+
+class HolonomicGradient(Integrator):
+    """The holonomic gradient method: the Pfaffian ODE from the base point to each target.
+
+    Positively homogeneous pairs are solved on one trajectory in the angle theta
+    (:func:`hgmntk.hgm.angle_sweep`); others on a batched path per target
+    (:func:`hgmntk.hgm.solve_generic`), vectorised over targets.
+    """
+
+    name = "hgm"
+    description = "holonomic gradient method (Pfaffian ODE, DOP853, error estimate)"
+    exact = True
+    options = {"chunk": 4096}
+
+    def unavailable_reason(self, activation, key):
+        if not activation.holonomic:
+            return (
+                f"activation {activation.name!r} ({activation.expression}) is not holonomic "
+                "(it is no solution of a linear ODE with polynomial coefficients), so it has "
+                "no Pfaffian system; use method='gauss-hermite' or 'monte-carlo'"
+            )
+        if key not in activation.duals:
+            return f"activation {activation.name!r} ships no Pfaffian system for its {key} dual"
+        return None
+
+    def evaluate(self, activation, key, cov, *, rtol, chunk=4096):
+        system = activation.duals[key]
+        degrees = activation.pair_homogeneity(key)
+        if degrees is not None:
+            res = angle_sweep(system, cov.theta, rtol=rtol)
+            k1, k2 = degrees
+            scale = np.power(cov.a, k1 / 2) * np.power(cov.b, k2 / 2)
+            return IntegratorResult(res.values * scale, res.error * scale)
+        cov = cov.astype(float)
+        values = np.empty(len(cov))
+        error = np.empty(len(cov))
+        for start in range(0, len(cov), int(chunk)):
+            sl = slice(start, start + int(chunk))
+            res = solve_generic(system, cov.take(sl), rtol=rtol)
+            values[sl] = res.values
+            error[sl] = res.error
+        return IntegratorResult(values, error)
+
+
+def _numeric_pair(activation, key):
+    return activation.numeric_functions.get(_SIDE[key])
+
+
+def _transform(cov: Covariances, z1: np.ndarray, z2: np.ndarray):
+    """(u, v) = (sqrt(a) z1, c/sqrt(a) z1 + sqrt(det/a) z2) for standard normal z1, z2."""
+    sa = np.sqrt(cov.a)[:, None]
+    u = sa * z1[None, :]
+    v = (cov.c / np.sqrt(cov.a))[:, None] * z1[None, :] + np.sqrt(cov.det / cov.a)[:, None] * z2[
+        None, :
+    ]
+    return u, v
+
+
+class _Quadrature(Integrator):
+    exact = False
+
+    def unavailable_reason(self, activation, key):
+        if _numeric_pair(activation, key) is None:
+            return (
+                f"the {key} dual of {activation.name!r} involves a Dirac delta or has no numeric "
+                "expression, which quadrature cannot sample"
+            )
+        return None
+
+
+class GaussHermite(_Quadrature):
+    """Tensor Gauss-Hermite quadrature of degree n (n^2 nodes) for any callable activation.
+
+    Exact for polynomials of degree < 2n in each variable; converges slowly for kinks.
+    """
+
+    name = "gauss-hermite"
+    description = "tensor Gauss-Hermite quadrature (option degree, default 64), any activation"
+    options = {"degree": 64}
+
+    def evaluate(self, activation, key, cov, *, rtol, degree=64):
+        if not isinstance(degree, (int, np.integer)) or not 1 <= degree <= 2000:
+            raise InvalidInputError(
+                f"gauss-hermite degree must be an integer in [1, 2000], got {degree!r}"
+            )
+        f = _numeric_pair(activation, key)
+        z, w = np.polynomial.hermite_e.hermegauss(int(degree))
+        w = w / math.sqrt(2 * math.pi)
+        z1, z2 = np.repeat(z, degree), np.tile(z, degree)
+        ww = np.repeat(w, degree) * np.tile(w, degree)
+        values = np.empty(len(cov))
+        chunk = max(1, 4_000_000 // (degree * degree))
+        for start in range(0, len(cov), chunk):
+            sub = cov.take(slice(start, start + chunk))
+            u, v = _transform(sub, z1, z2)
+            values[start : start + chunk] = (f(u) * f(v)) @ ww
+        return IntegratorResult(values, np.full(len(cov), np.nan))
+
+
+class MonteCarlo(_Quadrature):
+    """Seeded Monte Carlo with ``samples`` draws; the error estimate is the standard error."""
+
+    name = "monte-carlo"
+    description = "seeded Monte Carlo (options samples=100000, seed=0), for checks"
+    options = {"samples": 100_000, "seed": 0}
+
+    def evaluate(self, activation, key, cov, *, rtol, samples=100_000, seed=0):
+        if not isinstance(samples, (int, np.integer)) or samples < 2:
+            raise InvalidInputError(f"monte-carlo samples must be an integer >= 2, got {samples!r}")
+        f = _numeric_pair(activation, key)
+        rng = np.random.default_rng(seed)
+        z1, z2 = rng.standard_normal(int(samples)), rng.standard_normal(int(samples))
+        values = np.empty(len(cov))
+        error = np.empty(len(cov))
+        chunk = max(1, 4_000_000 // int(samples))
+        for start in range(0, len(cov), chunk):
+            sub = cov.take(slice(start, start + chunk))
+            u, v = _transform(sub, z1, z2)
+            prod = f(u) * f(v)
+            values[start : start + chunk] = prod.mean(axis=1)
+            error[start : start + chunk] = prod.std(axis=1, ddof=1) / math.sqrt(samples)
+        return IntegratorResult(values, error)
+
+
+BUILTIN_INTEGRATORS = (ClosedForm(), HolonomicGradient(), GaussHermite(), MonteCarlo())
+
+
+@hookimpl
+def hgmntk_register_integrators(register):
+    """Register the built-in integrators."""
+    for integrator in BUILTIN_INTEGRATORS:
+        register(integrator)
