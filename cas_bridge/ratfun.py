@@ -135,6 +135,32 @@ class RatFun:
         return evaluate_q(self.num, point) / d
 
 
+def ratfun_dot(pairs: Sequence[tuple[RatFun, RatFun]]) -> RatFun:
+    """sum a * b over the pairs, with one gcd on the numerator at the end.
+
+    The denominators (products of a few factors) are merged into their lcm; numerators are
+    never reduced in between, which is much cheaper than reducing after every addition.
+    """
+    dens: list[ZPoly] = []
+    nums: list[ZPoly] = []
+    for a, b in pairs:
+        if a.num.is_zero() or b.num.is_zero():
+            continue
+        nums.append(a.num * b.num)
+        dens.append(a.den * b.den)
+    if not nums:
+        return RatFun(ZERO)
+    lcm = dens[0]
+    for d in dens[1:]:
+        if d != lcm:
+            g = lcm.gcd(d)
+            lcm = lcm * (d / g) if not g.is_one() else lcm * d
+    total = ZERO
+    for n, d in zip(nums, dens, strict=True):
+        total = total + (n if d == lcm else n * (lcm / d))
+    return RatFun(total, lcm)
+
+
 def evaluate_q(p: ZPoly, point: Sequence[Fraction]) -> Fraction:
     """Exact value of an integer polynomial at a rational point."""
     total = Fraction(0)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..errors import DerivationError
-from .ratfun import RatFun, ZPoly, evaluate_mod
+from .ratfun import RatFun, ZPoly, evaluate_mod, ratfun_dot
 
 Col = Hashable
 Row = dict
@@ -300,13 +300,16 @@ def _exact_pass(problem, basis, n, rows, ech, needed, note, check_time) -> Reduc
             out = {col: _one()}
         else:
             check_time()
-            acc: dict[Col, RatFun] = {}
+            acc: dict[Col, list[tuple[RatFun, RatFun]]] = {}
             for c in sorted((c for c in row if c != col), key=key):
                 f = -row[c]
                 for c2, v in expand_col(c).items():
-                    w = acc.get(c2)
-                    acc[c2] = f * v if w is None else w + f * v
-            out = {c: v for c, v in acc.items() if not v.is_zero()}
+                    acc.setdefault(c2, []).append((f, v))
+            out = {}
+            for c2, pairs in acc.items():
+                v = ratfun_dot(pairs)
+                if not v.is_zero():
+                    out[c2] = v
         expand[col] = out
         return out
 
