@@ -182,7 +182,7 @@ def _registered() -> dict[str, Any]:
     """The backends registered by the loaded plugins, by name."""
     import importlib
 
-    for modname in ("hgmntk.plugins", "hgmntk.registry"):
+    for modname in ("hgmntk.plugin_manager", "hgmntk.plugins", "hgmntk.registry"):
         try:
             module = importlib.import_module(modname)
         except ImportError:
