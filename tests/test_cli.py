@@ -1,0 +1,746 @@
+"""Tests of the ``hgmntk`` command line (in-process through ``main`` and as an executable)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import hgmntk
+import numpy as np
+import pytest
+from hgmntk.cli import _Progress, main, read_matrix
+from hgmntk.plugin_manager import reset_registry
+
+SUBCOMMANDS = (
+    "activations",
+    "plugins",
+    "backends",
+    "dual",
+    "kernel",
+    "regress",
+    "derive",
+    "new-plugin",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry(tmp_path, monkeypatch):
+    """A private user data directory and a registry built for it."""
+    monkeypatch.setenv("HGMNTK_DATA_DIR", str(tmp_path / "data"))
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in-process: (exit status, stdout, stderr)."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_user_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert err.startswith("hgmntk: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def relu_dual(a: float, b: float, c: float) -> float:
+    """sqrt(ab)/(2 pi) (sin t + (pi - t) cos t), t = arccos(c / sqrt(ab))."""
+    t = math.acos(c / math.sqrt(a * b))
+    return math.sqrt(a * b) / (2 * math.pi) * (math.sin(t) + (math.pi - t) * math.cos(t))
+
+
+def step_dual(a: float, b: float, c: float) -> float:
+    """(pi - t) / (2 pi)."""
+    t = math.acos(c / math.sqrt(a * b))
+    return (math.pi - t) / (2 * math.pi)
+
+
+def hgmntk_executable() -> str:
+    exe = shutil.which("hgmntk")
+    if exe is None:
+        candidate = Path(sys.executable).with_name("hgmntk")
+        exe = str(candidate) if candidate.exists() else None
+    if exe is None:
+        pytest.skip("the hgmntk executable is not installed (pip install -e .)")
+    return exe
+
+
+# ----------------------------------------------------------------------------- general
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"hgmntk {hgmntk.__version__}"
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_examples(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert "examples:" in out
+    assert f"hgmntk {command}" in out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, _, err = run(capsys)
+    assert code == 2
+    assert "hgmntk: error: a command is required" in err
+
+
+def test_usage_error_returns_2_without_traceback(capsys):
+    code, _, err = run(capsys, "dual", "relu", "--a", "1")
+    assert_user_error(code, err, "required", "--b")
+    code, _, err = run(capsys, "dual", "relu", "--a", "x", "--b", "1", "--c", "0")
+    assert_user_error(code, err, "invalid float value")
+    code, _, err = run(capsys, "frobnicate")
+    assert_user_error(code, err, "invalid choice")
+
+
+def test_installed_executable(tmp_path):
+    exe = hgmntk_executable()
+    env = {**os.environ, "HGMNTK_DATA_DIR": str(tmp_path / "data")}
+    res = subprocess.run([exe, "--version"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == f"hgmntk {hgmntk.__version__}"
+    res = subprocess.run(
+        [exe, "dual", "relu", "--a", "1", "--b", "2", "--c", "0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-14)
+    res = subprocess.run(
+        [exe, "dual", "no_such_act", "--a", "1", "--b", "1", "--c", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert res.stderr.startswith("hgmntk: error: unknown activation 'no_such_act'")
+    assert "relu" in res.stderr and "step" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stdout == ""
+
+
+# ----------------------------------------------------------------------------- activations
+def test_activations_table(capsys):
+    code, out, _ = run(capsys, "activations")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["name", "rank", "ss"]
+    relu = next(line for line in lines if line.startswith("relu "))
+    assert relu.split()[:6] == ["relu", "2", "2", "1", "yes", "yes"]
+    sigmoid = next(line for line in lines if line.startswith("sigmoid "))
+    assert sigmoid.split()[:6] == ["sigmoid", "-", "-", "-", "no", "no"]
+
+
+def test_activations_json(capsys):
+    code, out, _ = run(capsys, "activations", "--json")
+    assert code == 0
+    records = {r["name"]: r for r in json.loads(out)}
+    assert records["relu"]["rank"] == {"ss": 2, "dsds": 2}
+    assert records["relu"]["homogeneity"] == 1
+    assert records["relu"]["closed_form"] == ["dsds", "ss"]
+    assert records["sigmoid"]["holonomic"] is False
+    assert records["step"]["rank"]["dsds"] == 1
+
+
+def test_activations_show(capsys):
+    code, out, _ = run(capsys, "activations", "show", "relu")
+    assert code == 0
+    assert "expression   s(u)  = Max(0, u)" in out
+    assert "derivative   s'(u) = Heaviside(u)" in out
+    assert "annihilators of s: u*d - 1" in out
+    assert "dual ss = E[s(u) s(v)]: rank 2" in out
+    assert "standard monomials: 1, d12" in out
+    assert "d12^2 - 4*d11*d22" in out  # the ideal
+    assert "base point: x11 = -1, x12 = 0, x22 = -1" in out
+    assert "0.39269908169872415" in out  # pi/8, the initial value of d12 Ehat
+    assert "P_x11 =" in out and "P_x12 =" in out and "P_x22 =" in out
+    assert "provenance:" in out and "Cho and Saul" in out
+
+
+def test_activations_show_json(capsys):
+    code, out, _ = run(capsys, "activations", "show", "step", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["name"] == "step"
+    assert data["expression"] == "Heaviside(u)"
+    ss = data["duals"]["ss"]
+    assert ss["rank"] == len(ss["standard_monomials"]) == len(ss["initial_values"])
+    assert ss["standard_monomials"][0] == "1"
+    assert set(ss["pfaffian"]) == {"x11", "x12", "x22"}
+    assert len(ss["pfaffian"]["x12"]) == ss["rank"]
+    assert data["duals"]["dsds"]["rank"] == 1
+    # --json before the action works as well
+    code, out2, _ = run(capsys, "activations", "--json", "show", "step")
+    assert code == 0 and json.loads(out2)["name"] == "step"
+
+
+def test_activations_show_unknown(capsys):
+    code, _, err = run(capsys, "activations", "show", "nosuch")
+    assert_user_error(code, err, "unknown activation 'nosuch'", "relu", "sigmoid")
+
+
+# ----------------------------------------------------------------------------- plugins
+def test_plugins(capsys, monkeypatch):
+    monkeypatch.setenv("HGMNTK_HIDE_CAS", "asir,singular,macaulay2")  # no slow probes
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("builtin_activations"))
+    assert "hgmntk_register_activations" in line and "built-in" in line
+    assert "builtin_integrators" in out
+    assert "integrators (--method):" in out
+    for name in ("closed", "hgm", "gauss-hermite", "monte-carlo"):
+        assert any(x.startswith(name + " ") for x in out.splitlines())
+
+
+def test_plugins_json(capsys, monkeypatch):
+    monkeypatch.setenv("HGMNTK_HIDE_CAS", "asir,singular,macaulay2")
+    code, out, _ = run(capsys, "plugins", "--json")
+    assert code == 0
+    data = json.loads(out)
+    plugins = {p["name"]: p for p in data["plugins"]}
+    assert plugins["builtin_activations"]["hooks"] == ["hgmntk_register_activations"]
+    integrators = {i["name"]: i for i in data["integrators"]}
+    assert integrators["hgm"]["exact"] is True
+    assert integrators["gauss-hermite"]["exact"] is False
+
+
+def test_backends(capsys, monkeypatch):
+    pytest.importorskip("hgmntk.cas_bridge.backend")
+    monkeypatch.setenv("HGMNTK_HIDE_CAS", "asir,singular,macaulay2")
+    code, out, _ = run(capsys, "backends", "--json")
+    assert code == 0
+    records = {r["name"]: r for r in json.loads(out)}
+    for r in records.values():
+        assert {"name", "usable", "reason", "version", "capabilities", "preference"} <= set(r)
+    if "singular" in records:
+        assert records["singular"]["usable"] is False
+        assert "HGMNTK_HIDE_CAS" in records["singular"]["reason"]
+    code, out, _ = run(capsys, "backends")
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["name", "usable", "version"]
+
+
+def test_backends_missing_module(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hgmntk.cas_bridge.backend", None)  # import fails
+    code, _, err = run(capsys, "backends")
+    assert_user_error(code, err, "not available in this build")
+
+
+# ----------------------------------------------------------------------------- dual
+@pytest.mark.parametrize(
+    ("a", "b", "c"), [(1.0, 1.0, 0.0), (1.0, 2.0, 0.5), (2.5, 0.3, -0.8), (1.0, 1.0, 0.999)]
+)
+def test_dual_relu_matches_closed_form(capsys, a, b, c):
+    code, out, err = run(capsys, "dual", "relu", "--a", str(a), "--b", str(b), "--c", str(c))
+    assert code == 0, err
+    text = out.strip()
+    assert len(text.replace("-", "").replace(".", "").lstrip("0")) >= 16  # 17 digits printed
+    assert float(text) == pytest.approx(relu_dual(a, b, c), rel=1e-13)
+    code, out, err = run(
+        capsys, "dual", "relu", "--a", str(a), "--b", str(b), "--c", str(c), "--method", "hgm"
+    )
+    assert code == 0, err
+    assert float(out) == pytest.approx(relu_dual(a, b, c), rel=1e-10)
+
+
+def test_dual_derivative_and_error(capsys):
+    code, out, _ = run(
+        capsys, "dual", "relu", "--a", "1", "--b", "2", "--c", "0.5", "--derivative", "--error"
+    )
+    assert code == 0
+    value, error = (float(v) for v in out.split())
+    assert value == pytest.approx(step_dual(1, 2, 0.5), rel=1e-14)
+    assert 0 <= error < 1e-12
+
+
+@pytest.mark.xfail(
+    raises=ValueError,
+    strict=False,
+    reason="collinear quadrature passes epsrel=1e-14 with epsabs=0, below scipy's minimum",
+)
+def test_dual_quadrature_option(capsys):
+    code, out, err = run(
+        capsys,
+        "dual",
+        "sigmoid",
+        "--a",
+        "1",
+        "--b",
+        "1",
+        "--c",
+        "0.5",
+        "--method",
+        "gauss-hermite",
+        "-o",
+        "degree=40",
+    )
+    assert code == 0, err
+    assert 0.25 < float(out) < 0.5  # E[sigmoid(u) sigmoid(v)] > 1/4 for c > 0
+    code, _, err = run(
+        capsys, "dual", "sigmoid", "--a", "1", "--b", "1", "--c", "0.5", "-o", "degree"
+    )
+    assert_user_error(code, err, "KEY=VALUE")
+
+
+def test_dual_expression(capsys):
+    """An expression is derived on the fly (cached in the private data dir)."""
+    pytest.importorskip("hgmntk.cas_bridge.derive")
+    code, out, err = run(capsys, "dual", "Heaviside(u)*u", "--a", "1", "--b", "2", "--c", "0.5")
+    assert code == 0, err
+    assert float(out) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-9)
+
+
+def test_dual_errors(capsys):
+    code, _, err = run(capsys, "dual", "nosuch", "--a", "1", "--b", "1", "--c", "0")
+    assert_user_error(code, err, "unknown activation 'nosuch'", "relu", "step", "sigmoid")
+    code, _, err = run(capsys, "dual", "relu", "--a", "1", "--b", "1", "--c", "2")
+    assert_user_error(code, err, "not positive semidefinite")
+    code, _, err = run(
+        capsys, "dual", "sigmoid", "--a", "1", "--b", "1", "--c", "0.3", "--method", "hgm"
+    )
+    assert_user_error(code, err, "not holonomic", "gauss-hermite")
+    code, _, err = run(
+        capsys, "dual", "relu", "--a", "1", "--b", "1", "--c", "0.3", "--method", "nosuch"
+    )
+    assert_user_error(code, err, "unknown method 'nosuch'", "hgm")
+
+
+# ----------------------------------------------------------------------------- kernel
+X = np.array([[1.0, 0.0, 0.5], [0.2, 1.0, 0.0], [3.0, 1.0, 1.0], [-0.4, 0.3, 2.0]])
+X2 = np.array([[0.5, 0.5, 0.5], [1.0, -1.0, 0.0]])
+
+
+def write_csv(path: Path, arr: np.ndarray, header: str | None = None) -> Path:
+    lines = [header] if header else []
+    lines += [",".join(repr(float(v)) for v in row) for row in np.atleast_2d(arr)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_kernel_csv_round_trip(capsys, tmp_path):
+    x = write_csv(tmp_path / "x.csv", X, header="f1,f2,f3")
+    out = tmp_path / "k.npz"
+    code, stdout, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(x),
+        "--activation",
+        "relu",
+        "--depth",
+        "3",
+        "--w-std",
+        "1.3",
+        "--b-std",
+        "0.2",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "4x4" in stdout
+    expected = hgmntk.kernels(X, activation="relu", depth=3, w_std=1.3, b_std=0.2)
+    with np.load(out) as k:
+        assert set(k.files) == {"nngp", "ntk"}
+        np.testing.assert_allclose(k["nngp"], expected.nngp, rtol=1e-14)
+        np.testing.assert_allclose(k["ntk"], expected.ntk, rtol=1e-14)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "data")
+    assert left == ["k.npz", "x.csv"]  # no temporary files left
+
+
+def test_kernel_npy_round_trip_with_x2(capsys, tmp_path):
+    np.save(tmp_path / "x1.npy", X)
+    np.save(tmp_path / "x2.npy", X2)
+    out = tmp_path / "k.npz"
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(tmp_path / "x1.npy"),
+        "--x2",
+        str(tmp_path / "x2.npy"),
+        "--activation",
+        "step",
+        "--depth",
+        "2",
+        "--b-std",
+        "0.5",
+        "--method",
+        "hgm",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    expected = hgmntk.kernels(X, X2, activation="step", depth=2, b_std=0.5, method="hgm")
+    with np.load(out) as k:
+        assert k["nngp"].shape == (4, 2)
+        np.testing.assert_allclose(k["nngp"], expected.nngp, rtol=1e-13)
+        np.testing.assert_allclose(k["ntk"], expected.ntk, rtol=1e-13)
+
+
+def test_kernel_errors(capsys, tmp_path):
+    out = tmp_path / "k.npz"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\nnan,3\n")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(bad),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "bad.csv", "line 2, column 1", "NaN")
+    bad.write_text("1,2\n,3\n")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(bad),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "line 2, column 1", "empty field")
+    bad.write_text("1,2\n3\n")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(bad),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "line 2 has 1 fields")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(tmp_path / "missing.csv"),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "missing.csv", "no such file")
+    np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(tmp_path / "nan.npy"),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "NaN", "(0, 1)")
+    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(tmp_path / "corrupt.npy"),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "corrupt.npy")
+    x = write_csv(tmp_path / "x.csv", X)
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(x),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(tmp_path / "k.npy"),
+    )
+    assert_user_error(code, err, ".npz")
+    code, _, err = run(
+        capsys, "kernel", "--x1", str(x), "--activation", "relu", "--depth", "0", "--out", str(out)
+    )
+    assert_user_error(code, err, "depth")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(x),
+        "--activation",
+        "nosuch",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert_user_error(code, err, "unknown activation", "relu")
+    code, _, err = run(
+        capsys,
+        "kernel",
+        "--x1",
+        str(x),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(tmp_path / "nodir" / "k.npz"),
+    )
+    assert_user_error(code, err, "does not exist")
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_read_matrix_header_detection(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("x,y\n1,2\n\n3, 4\n")
+    np.testing.assert_array_equal(read_matrix(str(p), "--x1"), [[1, 2], [3, 4]])
+    p.write_text("1e-3,2\n3,4\n")  # numeric first line: no header
+    np.testing.assert_array_equal(read_matrix(str(p), "--x1"), [[1e-3, 2], [3, 4]])
+
+
+# ----------------------------------------------------------------------------- regress
+def test_regress_round_trip(capsys, tmp_path):
+    regression = pytest.importorskip("hgmntk.regression")
+    rng = np.random.default_rng(0)
+    xtr, xte = rng.normal(size=(8, 3)), rng.normal(size=(5, 3))
+    ytr = np.sin(xtr.sum(axis=1))
+    write_csv(tmp_path / "xtr.csv", xtr, header="a,b,c")
+    write_csv(tmp_path / "ytr.csv", ytr.reshape(-1, 1), header="y")
+    np.save(tmp_path / "xte.npy", xte)
+    code, _, err = run(
+        capsys,
+        "regress",
+        "--train-x",
+        str(tmp_path / "xtr.csv"),
+        "--train-y",
+        str(tmp_path / "ytr.csv"),
+        "--test-x",
+        str(tmp_path / "xte.npy"),
+        "--activation",
+        "relu",
+        "--depth",
+        "2",
+        "--b-std",
+        "0.1",
+        "--ridge",
+        "1e-8",
+        "--out",
+        str(tmp_path / "pred.npy"),
+        "--std-out",
+        str(tmp_path / "std.csv"),
+    )
+    assert code == 0, err
+    model = regression.KernelRegressor("relu", 2, b_std=0.1, ridge=1e-8).fit(xtr, ytr)
+    mean, std = model.predict(xte, return_std=True)
+    np.testing.assert_allclose(np.load(tmp_path / "pred.npy"), mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        np.loadtxt(tmp_path / "std.csv", delimiter=","), std, rtol=1e-12, atol=1e-14
+    )
+    # predicting at the training inputs (nearly) interpolates with a tiny ridge
+    code, _, err = run(
+        capsys,
+        "regress",
+        "--train-x",
+        str(tmp_path / "xtr.csv"),
+        "--train-y",
+        str(tmp_path / "ytr.csv"),
+        "--test-x",
+        str(tmp_path / "xtr.csv"),
+        "--activation",
+        "relu",
+        "--depth",
+        "2",
+        "--kernel",
+        "nngp",
+        "--ridge",
+        "1e-10",
+        "--out",
+        str(tmp_path / "fit.csv"),
+    )
+    assert code == 0, err
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "fit.csv", delimiter=","), ytr, atol=1e-5)
+
+
+def test_regress_errors(capsys, tmp_path):
+    pytest.importorskip("hgmntk.regression")
+    write_csv(tmp_path / "x.csv", X)
+    write_csv(tmp_path / "y.csv", np.ones((3, 1)))
+    code, _, err = run(
+        capsys,
+        "regress",
+        "--train-x",
+        str(tmp_path / "x.csv"),
+        "--train-y",
+        str(tmp_path / "y.csv"),
+        "--test-x",
+        str(tmp_path / "x.csv"),
+        "--activation",
+        "relu",
+        "--depth",
+        "1",
+        "--out",
+        str(tmp_path / "p.npy"),
+    )
+    assert_user_error(code, err, "--train-y has 3 rows", "4")
+    assert not (tmp_path / "p.npy").exists()
+
+
+# ----------------------------------------------------------------------------- derive
+def test_derive_install_and_use(capsys, tmp_path):
+    pytest.importorskip("hgmntk.cas_bridge.derive")
+    code, out, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "myrelu")
+    assert code == 0, err
+    path = tmp_path / "data" / "activations" / "myrelu.json"
+    assert path.is_file()
+    assert str(path) in out
+    code, out, _ = run(capsys, "activations")
+    assert any(line.startswith("myrelu ") for line in out.splitlines())
+    code, out, _ = run(capsys, "dual", "myrelu", "--a", "1", "--b", "2", "--c", "0.5")
+    assert code == 0
+    assert float(out) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-9)
+    # the name is taken now
+    code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "myrelu")
+    assert_user_error(code, err, "already registered", "--force")
+    code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "relu")
+    assert_user_error(code, err, "already registered")
+    code, _, err = run(
+        capsys,
+        "derive",
+        "Heaviside(u)*u",
+        "--name",
+        "myrelu",
+        "--force",
+        "--annihilator",
+        "u*d - 1",
+    )
+    assert code == 0, err
+
+
+def test_derive_to_plugin_package(capsys, tmp_path):
+    pytest.importorskip("hgmntk.cas_bridge.plugin_template")
+    out_dir = tmp_path / "pkg"
+    code, out, err = run(
+        capsys, "derive", "Heaviside(u)*u", "--name", "relu_b", "--out", str(out_dir)
+    )
+    assert code == 0, err
+    assert (out_dir / "pyproject.toml").is_file()
+    assert (out_dir / "hgmntk_relu_b" / "relu_b.json").is_file()
+    assert not (tmp_path / "data" / "activations" / "relu_b.json").exists()  # not installed
+    code, _, err = run(
+        capsys, "derive", "Heaviside(u)*u", "--name", "relu_b", "--out", str(out_dir)
+    )
+    assert_user_error(code, err, "not empty", "--force")
+
+
+def test_derive_errors(capsys):
+    pytest.importorskip("hgmntk.cas_bridge.derive")
+    code, _, err = run(capsys, "derive", "--name", "x1")
+    assert_user_error(code, err, "give an expression")
+    code, _, err = run(capsys, "derive", "u", "--name", "bad name")
+    assert_user_error(code, err, "--name 'bad name'")
+    code, _, err = run(capsys, "derive", "1/(1 + exp(-u))", "--name", "mysig")
+    assert_user_error(code, err, "holonomic")
+    code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "wrong", "--annihilator", "d")
+    assert_user_error(code, err, "does not annihilate")
+
+
+def test_derive_missing_engine(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hgmntk.cas_bridge.derive", None)
+    code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "x2")
+    assert_user_error(code, err, "derivation engine is not available in this build")
+
+
+def test_progress_reports_only_slow_derivations():
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    progress("annihilators", 0.0)
+    progress("ss: Pfaffian system", 0.5)
+    assert stream.getvalue() == ""
+    progress("ss: initial values", 1.5)  # now slow: earlier steps are shown too
+    progress("done", 2.0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("hgmntk: [") and lines[0].endswith("annihilators")
+    assert "1.5s] ss: initial values" in lines[2]
+    fast = io.StringIO()
+    quick = _Progress(fast)
+    for step in ("annihilators", "done"):
+        quick(step, 0.1)
+    assert fast.getvalue() == ""
+
+
+# ----------------------------------------------------------------------------- new-plugin
+def test_new_plugin_scaffold(capsys, tmp_path):
+    pytest.importorskip("hgmntk.cas_bridge.plugin_template")
+    out_dir = tmp_path / "hgmntk-myact"
+    code, out, err = run(capsys, "new-plugin", "myact", "--out", str(out_dir))
+    assert code == 0, err
+    pyproject = (out_dir / "pyproject.toml").read_text()
+    assert "[project.entry-points.hgmntk]" in pyproject
+    assert 'myact = "hgmntk_myact"' in pyproject
+    module = out_dir / "hgmntk_myact" / "__init__.py"
+    assert "@hookimpl" in module.read_text()
+    assert "def hgmntk_register_activations(register)" in module.read_text()
+    assert (out_dir / "hgmntk_myact" / "myact.json").is_file()
+    test_file = out_dir / "tests" / "test_myact.py"
+    assert "test_plugin_is_discovered" in test_file.read_text()
+    # the generated module registers the activation through its hook
+    spec = importlib.util.spec_from_file_location(
+        "hgmntk_myact", module, submodule_search_locations=[str(module.parent)]
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["hgmntk_myact"] = mod
+    try:
+        spec.loader.exec_module(mod)
+        registered = []
+        mod.hgmntk_register_activations(register=registered.append)
+    finally:
+        del sys.modules["hgmntk_myact"]
+    assert [a.name for a in registered] == ["myact"]
+    value = hgmntk.dual(registered[0], 1.0, 2.0, 0.5)
+    assert float(value) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-10)
+    # a non-empty folder needs --force
+    code, _, err = run(capsys, "new-plugin", "myact", "--out", str(out_dir))
+    assert_user_error(code, err, "not empty")
+    code, _, err = run(capsys, "new-plugin", "myact", "--out", str(out_dir), "--force")
+    assert code == 0, err
+    code, _, err = run(capsys, "new-plugin", "my-act", "--out", str(tmp_path / "other"))
+    assert_user_error(code, err, "'my-act'")
+    code, _, err = run(capsys, "new-plugin", "x", "--out", str(tmp_path / "o"), "--from", "sigmoid")
+    assert_user_error(code, err, "holonomic")
