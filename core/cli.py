@@ -9,8 +9,8 @@ Subcommands (``hgmntk COMMAND --help`` shows examples for each)::
     hgmntk dual ACTIVATION --a A --b B --c C [--derivative] [--method M] [--error]
     hgmntk kernel --x1 X.csv [--x2 Y.csv] --activation A --depth L --out K.npz
     hgmntk regress --train-x X --train-y Y --test-x T --activation A --depth L --out P.npy
-    hgmntk derive EXPR --name NAME [--out DIR] [--backend B] [--force]
-    hgmntk new-plugin NAME --out DIR
+    hgmntk derive EXPR --name NAME [--out DIR] [--backend B] [--force] [--no-verify]
+    hgmntk new-plugin NAME --out DIR [--from ACTIVATION]
     hgmntk --version
 
 Every mistake a user can make (unknown names, bad numbers, missing or malformed files,
@@ -21,6 +21,9 @@ never leaves a half-written file behind.
 
 Input matrices (``--x1``, ``--train-y``, ...) are NumPy ``.npy`` files or comma-separated
 text (one row per line; a first line that is not numeric is taken as a header and skipped).
+``kernel`` writes one ``.npz`` archive with the arrays ``nngp`` and ``ntk``; ``regress``
+writes ``.npy`` (or ``.csv`` text, chosen by the suffix).  Warnings are printed as
+``hgmntk: warning: <message>``.
 """
 
 from __future__ import annotations
@@ -659,6 +662,70 @@ class _Progress:
             print(f"{PROG}: [{t:7.1f}s] {s}", file=self.stream, flush=True)
 
 
+#: Covariances (a, b, c) at which ``hgmntk derive`` checks the derived systems.
+VERIFY_POINTS = ((1.0, 1.5, 0.6), (0.7, 2.0, -0.9))
+
+
+def quadrature_dual(fn: Callable[[np.ndarray], np.ndarray], a: float, b: float, c: float) -> float:
+    """E[f(u) f(v)], (u, v) ~ N(0, [[a, c], [c, b]]), by adaptive quadrature in polar coordinates.
+
+    With u = sqrt(a) r cos t, v = sqrt(b) r (rho cos t + sqrt(1 - rho^2) sin t) the kinks
+    and jumps of rectified activations (at u = 0 or v = 0) lie on four rays; the angular
+    integral is split there, so the integrand is smooth on each piece.
+    """
+    from scipy import integrate
+
+    rho = c / math.sqrt(a * b)
+    s = math.sqrt(max(0.0, 1.0 - rho * rho))
+    sa, sb = math.sqrt(a), math.sqrt(b)
+    t0 = math.atan2(-rho, s)
+    rays = {-math.pi / 2, math.pi / 2, t0, t0 + math.pi if t0 < 0 else t0 - math.pi}
+    edges = [-math.pi, *sorted(t for t in rays if -math.pi < t < math.pi), math.pi]
+
+    def radial(t: float) -> float:
+        ct, st = math.cos(t), math.sin(t)
+
+        def g(r: float) -> float:
+            u = np.array([sa * r * ct])
+            v = np.array([sb * r * (rho * ct + s * st)])
+            return float(fn(u)[0] * fn(v)[0]) * r * math.exp(-r * r / 2)
+
+        return integrate.quad(g, 0, np.inf, epsabs=1e-13, epsrel=1e-10, limit=200)[0]
+
+    total = sum(
+        integrate.quad(radial, lo, hi, epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    )
+    return total / (2 * math.pi)
+
+
+def verify_activation(activation, rtol: float = 1e-6) -> list[str]:
+    """Compare the HGM values of a derived activation with quadrature; return what was checked.
+
+    Raises :class:`~hgmntk.errors.DerivationError` on a mismatch.  Duals whose function holds
+    a Dirac delta (no pointwise values) are not checked.
+    """
+    from .dual_activation import dual
+    from .errors import DerivationError
+
+    checked = []
+    for key, side in (("ss", "s"), ("dsds", "ds")):
+        fn = activation.numeric_functions.get(side)
+        if fn is None or key not in activation.duals:
+            continue
+        for a, b, c in VERIFY_POINTS:
+            expected = quadrature_dual(fn, a, b, c)
+            value = float(dual(activation, a, b, c, derivative=key == "dsds", method="hgm"))
+            if not math.isclose(value, expected, rel_tol=rtol, abs_tol=1e-9):
+                raise DerivationError(
+                    f"verification failed: the {key} dual at (a, b, c) = ({a}, {b}, {c}) is "
+                    f"{_fmt(value)} by HGM but {_fmt(expected)} by quadrature; the activation "
+                    "was not installed (pass --no-verify to install it anyway)"
+                )
+        checked.append(key)
+    return checked
+
+
 def cmd_derive(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk derive``: derive, verify and install (or package) a user activation."""
     if not _NAME_RE.match(args.name):
@@ -701,13 +768,32 @@ def cmd_derive(args: argparse.Namespace, out: TextIO) -> int:
         description=args.description or "",
     )
     seconds = time.perf_counter() - t0
+    verified = "not verified (--no-verify)"
+    if not args.no_verify:
+        try:
+            checked = verify_activation(activation)
+        except HgmntkError:
+            raise
+        except Exception as exc:  # a numerical failure outside the derived data
+            verified = "not verified"
+            warnings.warn(
+                f"could not verify the derived systems ({type(exc).__name__}: {exc})",
+                stacklevel=1,
+            )
+        else:
+            verified = (
+                f"{', '.join(checked)} verified against quadrature"
+                if checked
+                else "no pointwise values to verify against"
+            )
     ranks = ", ".join(f"{k} rank {s.rank}" for k, s in activation.duals.items())
     if out_dir is None:
         from .userdata import install_activation
 
         path = install_activation(activation)
         print(
-            f"derived {args.name!r} ({ranks}) in {seconds:.1f}s; installed as {path}\n"
+            f"derived {args.name!r} ({ranks}) in {seconds:.1f}s, {verified}; installed as "
+            f"{path}\n"
             f"use it as hgmntk.dual({args.name!r}, a, b, c) or "
             f"'hgmntk dual {args.name} --a 1 --b 1 --c 0.5'",
             file=out,
@@ -717,8 +803,8 @@ def cmd_derive(args: argparse.Namespace, out: TextIO) -> int:
 
         _write_tree(out_dir, lambda tmp: write_plugin_package(activation, tmp), args.force)
         print(
-            f"derived {args.name!r} ({ranks}) in {seconds:.1f}s; wrote the plugin package "
-            f"{out_dir}\ninstall it with 'pip install {out_dir}'",
+            f"derived {args.name!r} ({ranks}) in {seconds:.1f}s, {verified}; wrote the plugin "
+            f"package {out_dir}\ninstall it with 'pip install {out_dir}'",
             file=out,
         )
     return EXIT_OK
@@ -1089,6 +1175,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="replace an activation of the same name / write into a non-empty DIR",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip comparing HGM values with quadrature at two covariances",
     )
     p.set_defaults(func=cmd_derive)
 

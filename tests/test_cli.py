@@ -189,6 +189,17 @@ def test_activations_show_json(capsys):
     assert code == 0 and json.loads(out2)["name"] == "step"
 
 
+def test_warnings_are_one_line(capsys, tmp_path):
+    folder = tmp_path / "data" / "activations"
+    folder.mkdir(parents=True)
+    (folder / "broken.json").write_text("{not json")
+    code, out, err = run(capsys, "activations")
+    assert code == 0
+    assert "relu" in out
+    assert err.startswith("hgmntk: warning: skipping user activation")
+    assert "broken.json" in err and "Traceback" not in err
+
+
 def test_activations_show_unknown(capsys):
     code, _, err = run(capsys, "activations", "show", "nosuch")
     assert_user_error(code, err, "unknown activation 'nosuch'", "relu", "sigmoid")
@@ -629,6 +640,7 @@ def test_derive_install_and_use(capsys, tmp_path):
     path = tmp_path / "data" / "activations" / "myrelu.json"
     assert path.is_file()
     assert str(path) in out
+    assert "ss, dsds verified against quadrature" in out
     code, out, _ = run(capsys, "activations")
     assert any(line.startswith("myrelu ") for line in out.splitlines())
     code, out, _ = run(capsys, "dual", "myrelu", "--a", "1", "--b", "2", "--c", "0.5")
@@ -639,7 +651,7 @@ def test_derive_install_and_use(capsys, tmp_path):
     assert_user_error(code, err, "already registered", "--force")
     code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "relu")
     assert_user_error(code, err, "already registered")
-    code, _, err = run(
+    code, out, err = run(
         capsys,
         "derive",
         "Heaviside(u)*u",
@@ -648,15 +660,24 @@ def test_derive_install_and_use(capsys, tmp_path):
         "--force",
         "--annihilator",
         "u*d - 1",
+        "--no-verify",
     )
     assert code == 0, err
+    assert "not verified (--no-verify)" in out
 
 
 def test_derive_to_plugin_package(capsys, tmp_path):
     pytest.importorskip("hgmntk.cas_bridge.plugin_template")
     out_dir = tmp_path / "pkg"
     code, out, err = run(
-        capsys, "derive", "Heaviside(u)*u", "--name", "relu_b", "--out", str(out_dir)
+        capsys,
+        "derive",
+        "Heaviside(u)*u",
+        "--name",
+        "relu_b",
+        "--out",
+        str(out_dir),
+        "--no-verify",
     )
     assert code == 0, err
     assert (out_dir / "pyproject.toml").is_file()
@@ -678,6 +699,26 @@ def test_derive_errors(capsys):
     assert_user_error(code, err, "holonomic")
     code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "wrong", "--annihilator", "d")
     assert_user_error(code, err, "does not annihilate")
+
+
+def test_derive_verification_failure(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("hgmntk.cas_bridge.derive")
+    import hgmntk.cli
+
+    monkeypatch.setattr(hgmntk.cli, "quadrature_dual", lambda fn, a, b, c: 1.0)
+    code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "notme")
+    assert_user_error(code, err, "verification failed", "--no-verify")
+    assert not (tmp_path / "data" / "activations" / "notme.json").exists()
+
+
+def test_quadrature_dual_matches_relu():
+    from hgmntk.cli import quadrature_dual
+
+    def relu(x):
+        return np.maximum(x, 0.0)
+
+    for a, b, c in ((1.0, 1.5, 0.6), (0.7, 2.0, -0.9), (1.0, 1.0, 0.0)):
+        assert quadrature_dual(relu, a, b, c) == pytest.approx(relu_dual(a, b, c), rel=1e-9)
 
 
 def test_derive_missing_engine(capsys, monkeypatch):
