@@ -92,7 +92,8 @@ def _registered_expression(name: str) -> str:
         break
     if act is None:
         raise DerivationError(
-            f"no expression given and no registered activation {name!r} to take it from"
+            f"no expression given and no registered activation {name!r} to take it from; "
+            "annihilators alone do not fix the initial values: give the expression too"
         )
     return act.expression
 
@@ -219,7 +220,7 @@ def _choose_system(candidates, backend, progress, timeout):
 def derive_activation(
     expression: str | sympy.Expr | None = None,
     *,
-    name: str,
+    name: str | None = None,
     annihilators: Mapping[str, Sequence[str]] | None = None,
     backend: str = "auto",
     progress: Progress | None = None,
@@ -234,16 +235,23 @@ def derive_activation(
     homogeneity degrees {"s": k, "ds": k - 1} (or None), the collinear data and provenance.
     ``annihilators`` may give {"s": [...], "ds": [...]} (normally ordered text, verified
     against the expression); without ``expression`` the registered activation ``name`` is
-    re-derived.  ``progress(step, elapsed_seconds)`` is called at each step.  Raises
+    re-derived (an expression is always needed: it gives the initial values); ``name``
+    defaults to the expression text.  ``progress(step, elapsed_seconds)`` is called at each
+    step.  Raises
     :class:`~hgmntk.errors.NotHolonomicError` for non-holonomic activations and
     :class:`~hgmntk.errors.DerivationError` for failures.
     """
     clock = _Clock(progress)
     given_text = expression if isinstance(expression, str) else None
     if expression is None:
+        if name is None:
+            raise DerivationError("give an expression in u (or the name of a registered "
+                                  "activation to re-derive)")
         given_text = _registered_expression(name)
         expression = given_text
     expr = _as_expr(expression)
+    if name is None:
+        name = given_text if given_text is not None else sympy.sstr(expr)
     check_holonomic(expr)
     clock("annihilators")
     annihilators = dict(annihilators or {})
@@ -337,7 +345,7 @@ def cache_path(key: str) -> Path:
 def derive_cached(
     expression: str | sympy.Expr | None = None,
     *,
-    name: str,
+    name: str | None = None,
     annihilators: Mapping[str, Sequence[str]] | None = None,
     backend: str = "auto",
     progress: Progress | None = None,
@@ -351,7 +359,11 @@ def derive_cached(
     and skipped.  The backend is not part of the key (every backend yields the same dual).
     """
     if expression is None:
+        if name is None:
+            raise DerivationError("give an expression in u to derive")
         expression = _registered_expression(name)
+    if name is None:
+        name = expression if isinstance(expression, str) else sympy.sstr(_as_expr(expression))
     key = cache_key(expression, annihilators, kwargs.get("dps", 40))
     path = cache_path(key)
     if use_cache and path.exists():

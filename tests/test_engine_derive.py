@@ -232,3 +232,13 @@ def test_plugin_package_installs_and_its_tests_pass(tmp_path):
         cwd=pkg, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:]
     assert "3 passed" in run.stdout
+
+
+def test_name_defaults_to_expression():
+    act = derive_cached(sympy.sympify("u**2*Heaviside(u)"))
+    assert act.name == "u**2*Heaviside(u)"
+    assert derive_activation("Abs(u)").name == "Abs(u)"
+    with pytest.raises(DerivationError):
+        derive_activation(None)
+    with pytest.raises(DerivationError, match="expression"):
+        derive_activation(None, name="no_such_activation", annihilators={"s": ["u*d - 1"]})
