@@ -1257,3 +1257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["CLIError", "build_parser", "main", "read_matrix"]
+
+
+if __name__ == "__main__":  # python -m hgmntk.cli
+    sys.exit(main())

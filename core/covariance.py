@@ -57,6 +57,11 @@ class Covariances:
         return np.arctan2(np.sqrt(self.det), self.c)
 
     @property
+    def psi(self) -> np.ndarray:
+        """pi - theta, computed directly (accurate near rho = -1, where theta ~ pi)."""
+        return np.arctan2(np.sqrt(self.det), -self.c)
+
+    @property
     def rho(self) -> np.ndarray:
         return self.c / np.sqrt(self.a * self.b)
 

@@ -163,7 +163,7 @@ def evaluate_dual(
     if not integrator.exact:
         cov = cov.astype(float)
     n = len(cov)
-    values = np.empty(n, dtype=cov.a.dtype)
+    values = np.zeros(n, dtype=cov.a.dtype)
     error = np.zeros(n)
     same = collinear_values(activation, key, cov.a, cov.b, 1.0)
     opposite = collinear_values(activation, key, cov.a, cov.b, -1.0)
@@ -187,20 +187,21 @@ def evaluate_dual(
         idx = np.flatnonzero(use_price)
         sub = cov.take(idx)
         near0 = theta[idx] < pi / 2
-        lo = np.where(near0, 0.0, theta[idx])
-        hi = np.where(near0, theta[idx], pi)
-        phi = 0.5 * (hi - lo)[:, None] * (_GL_X[None, :] + 1.0) + lo[:, None]
+        # integrate over the angle to the nearer end: theta near 0, psi = pi - theta near pi
+        width = np.where(near0, theta[idx], sub.psi)
+        ang = 0.5 * width[:, None] * (_GL_X[None, :] + 1.0)
         sab = np.sqrt(sub.a * sub.b)
         a_n = np.repeat(sub.a, PRICE_NODES)
         b_n = np.repeat(sub.b, PRICE_NODES)
-        s = np.sin(phi).ravel()
+        s = np.sin(ang).ravel()
+        sign = np.repeat(np.where(near0, 1.0, -1.0), PRICE_NODES)
         nodes = Covariances(
-            a_n, b_n, np.repeat(sab, PRICE_NODES) * np.cos(phi).ravel(), a_n * b_n * s * s
+            a_n, b_n, sign * np.repeat(sab, PRICE_NODES) * np.cos(ang).ravel(), a_n * b_n * s * s
         )
         d = integrator.evaluate(activation, "dsds", nodes, rtol=rtol, **options)
         integrand = (s * d.values).reshape(-1, PRICE_NODES)
-        integral = sab * 0.5 * (hi - lo) * (integrand @ _GL_W)
-        err = sab * 0.5 * (hi - lo) * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
+        integral = sab * 0.5 * width * (integrand @ _GL_W)
+        err = sab * 0.5 * width * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
         vals = np.where(near0, same[idx] - integral, opposite[idx] + integral)
         values[idx] = vals
         error[idx] = err

@@ -101,14 +101,20 @@ _PI_LD = np.arctan(np.longdouble(1)) * 4
 _HALF_PI_LD = _PI_LD / 2
 
 
-def _theta_rhs(system: PfaffianSystem):
-    one = np.ones(1, dtype=np.longdouble)
+def _angle_rhs(system: PfaffianSystem, toward_zero: bool):
+    """dG/d(angle) on a = b = 1 in the angle theta (toward_zero) or psi = pi - theta.
 
-    def rhs(theta, g: np.ndarray) -> np.ndarray:
-        s = np.sin(theta)
-        c = np.array([np.cos(theta)], dtype=np.longdouble)
+    With c = cos(theta) = -cos(psi), det = sin^2: dG/dtheta = -sin(theta) Q_c G and
+    dG/dpsi = sin(psi) Q_c G.  Parametrising the upper half by psi keeps rho -> -1 exact.
+    """
+    one = np.ones(1, dtype=np.longdouble)
+    sign = -1 if toward_zero else 1
+
+    def rhs(angle, g: np.ndarray) -> np.ndarray:
+        s = np.sin(angle)
+        c = np.array([-sign * np.cos(angle)], dtype=np.longdouble)
         qc = system.connection_at(one, one, c, np.array([s * s], dtype=np.longdouble), (2,))[0]
-        return -s * np.einsum("nij,nj->ni", qc, g)
+        return sign * s * np.einsum("nij,nj->ni", qc, g)
 
     return rhs
 
@@ -137,12 +143,14 @@ def sweep_start(system: PfaffianSystem) -> np.ndarray:
 
 
 class _Trajectory:
-    """A cached dense trajectory of the angle ODE from pi/2 towards one end, extendable."""
+    """A cached dense trajectory of the angle ODE from pi/2 towards angle 0, extendable.
 
-    def __init__(self, system: PfaffianSystem, g_half: np.ndarray, rtol: float, toward_zero: bool):
-        self.rhs = _theta_rhs(system)
+    The angle is theta (lower half) or psi = pi - theta (upper half).
+    """
+
+    def __init__(self, system: PfaffianSystem, g_half: np.ndarray, rtol: float, lower: bool):
+        self.rhs = _angle_rhs(system, lower)
         self.rtol = rtol
-        self.sign = -1 if toward_zero else 1
         self.end = _HALF_PI_LD
         self.y_end = g_half[None, :]
         self.segments: list = []
@@ -150,29 +158,23 @@ class _Trajectory:
 
     def extend(self, target) -> None:
         """Integrate on until ``target`` (a bit beyond it, to reuse the result)."""
-        if self.sign * (target - self.end) <= 0:
+        if target >= self.end:
             return
-        if self.sign < 0:
-            new_end = max(target * np.longdouble(0.5), target - np.longdouble(0.05))
-        else:
-            new_end = min(
-                _PI_LD - (_PI_LD - target) * np.longdouble(0.5), target + np.longdouble(0.05)
-            )
-            new_end = min(new_end, np.nextafter(_PI_LD, 0))
+        new_end = max(target * np.longdouble(0.5), target - np.longdouble(0.05))
         sol = solve_batched(self.rhs, self.y_end, self.end, new_end, rtol=self.rtol, dense=True)
         self.segments.extend(sol.segments or [])
         self.end, self.y_end = new_end, sol.y
 
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        if theta.size == 0:
+    def __call__(self, angle: np.ndarray) -> np.ndarray:
+        if angle.size == 0:
             return np.empty(0, dtype=np.longdouble)
-        self.extend(theta.min() if self.sign < 0 else theta.max())
+        self.extend(angle.min())
         if not self.segments:
-            return np.full(theta.shape, self.g_half[0])
+            return np.full(angle.shape, self.g_half[0])
         from .odes import BatchedSolution
 
         holder = BatchedSolution(self.y_end, np.zeros(1), 0, 0, self.segments)
-        return holder.dense(theta)[:, 0, 0]
+        return holder.dense(angle)[:, 0, 0]
 
 
 _TRAJECTORIES: dict[int, tuple[PfaffianSystem, dict]] = {}
@@ -194,7 +196,9 @@ def _trajectories(system: PfaffianSystem, tight: float) -> dict:
     return cache[tight]
 
 
-def angle_sweep(system: PfaffianSystem, theta: np.ndarray, *, rtol: float) -> HGMResult:
+def angle_sweep(
+    system: PfaffianSystem, theta: np.ndarray, psi: np.ndarray | None = None, *, rtol: float
+) -> HGMResult:
     """e(theta) = E at a = b = 1, c = cos(theta) for all theta in (0, pi), from one trajectory.
 
     The trajectory starts at theta = pi/2 (reached from the base point along the diagonal)
@@ -203,7 +207,9 @@ def angle_sweep(system: PfaffianSystem, theta: np.ndarray, *, rtol: float) -> HG
     and the error estimate is the difference of the two.  Extended precision keeps the
     relative accuracy of values that are tiny compared with the solution vector
     (rho -> -1).  Trajectories are cached per system and extended on demand, so later
-    calls cost only the dense-output evaluation.
+    calls cost only the dense-output evaluation.  ``psi`` = pi - theta (computed directly
+    from the covariance) is used for theta >= pi/2, where theta itself cannot carry the
+    distance to pi accurately.
     """
     theta = np.asarray(theta)
     dtype = np.longdouble if theta.dtype == np.longdouble else np.dtype(float)
@@ -211,7 +217,10 @@ def angle_sweep(system: PfaffianSystem, theta: np.ndarray, *, rtol: float) -> HG
     err = np.zeros(theta.shape)
     if theta.size == 0:
         return HGMResult(out, err)
-    if np.any((theta <= 0) | (theta >= _PI_LD)):
+    if psi is None:
+        psi = _PI_LD - np.asarray(theta, dtype=np.longdouble)
+    psi = np.asarray(psi)
+    if np.any((theta <= 0) | (psi <= 0)):
         raise IntegrationError("angle_sweep needs 0 < theta < pi (collinear points are separate)")
     tight = min(rtol, 1e-17)
     trajectories = _trajectories(system, tight)
@@ -219,7 +228,7 @@ def angle_sweep(system: PfaffianSystem, theta: np.ndarray, *, rtol: float) -> HG
         mask = theta < _HALF_PI_LD if lo_side else theta >= _HALF_PI_LD
         if not np.any(mask):
             continue
-        targets = theta[mask].astype(np.longdouble)
+        targets = (theta if lo_side else psi)[mask].astype(np.longdouble)
         loose = trajectories[(10 * tight, lo_side)](targets)
         fine = trajectories[(tight, lo_side)](targets)
         out[mask] = fine.astype(dtype)

@@ -63,7 +63,7 @@ class HolonomicGradient(Integrator):
         system = activation.duals[key]
         degrees = activation.pair_homogeneity(key)
         if degrees is not None:
-            res = angle_sweep(system, cov.theta, rtol=rtol)
+            res = angle_sweep(system, cov.theta, cov.psi, rtol=rtol)
             k1, k2 = degrees
             scale = np.power(cov.a, k1 / 2) * np.power(cov.b, k2 / 2)
             return IntegratorResult(res.values * scale, res.error * scale)

@@ -1,6 +1,7 @@
 """Closed forms of the duals of the rectified monomials u^k Y(u), k = 0, 1 (Cho and Saul 2009).
 
-With theta = arccos(c / sqrt(ab)) in [0, pi] (computed as atan2(sqrt(det), c)):
+With theta = arccos(c / sqrt(ab)) in [0, pi] (computed as atan2(sqrt(det), c)) and
+pi - theta computed directly as atan2(sqrt(det), -c):
 
 - E[relu(u) relu(v)] = sqrt(ab) / (2 pi) (sin theta + (pi - theta) cos theta),
 - E[Y(u) Y(v)]       = (pi - theta) / (2 pi),
@@ -25,14 +26,13 @@ def relu_relu(cov: Covariances) -> np.ndarray:
     t = cov.theta
     pi = _pi(t)
     sin_t = np.sqrt(cov.det / (cov.a * cov.b))
-    return np.sqrt(cov.a * cov.b) / (2 * pi) * (sin_t + (pi - t) * np.cos(t))
+    return np.sqrt(cov.a * cov.b) / (2 * pi) * (sin_t + cov.psi * np.cos(t))
 
 
 def step_step(cov: Covariances) -> np.ndarray:
     """(pi - t) / (2 pi)."""
-    t = cov.theta
-    pi = _pi(t)
-    return (pi - t) / (2 * pi)
+    psi = cov.psi  # pi - theta, accurate near rho = -1
+    return psi / (2 * _pi(psi))
 
 
 def delta_delta(cov: Covariances) -> np.ndarray:
