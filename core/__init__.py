@@ -53,7 +53,6 @@ __all__ = [
 
 from .deep_kernels import Kernels, kernels  # noqa: E402
 from .dual_activation import dual  # noqa: E402
-
 from .regression import KernelRegressor, kernel_regression  # noqa: E402
 
 __all__ += ["KernelRegressor", "Kernels", "dual", "kernel_regression", "kernels"]
