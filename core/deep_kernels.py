@@ -118,7 +118,8 @@ def _input_geometry(x1, x2, i, j, w2: float, b2: float, chunk: int = 65536):
         x, y = x1[i[sel]].astype(ld), x2[j[sel]].astype(ld)
         diff = x - y
         dist2[sel] = np.einsum("ij,ij->i", diff, diff)
-        nx, ny = n1[sel], n2[sel]
+        nx = np.einsum("ij,ij->i", x, x)  # same arithmetic as below: exact zero for y = x
+        ny = np.einsum("ij,ij->i", y, y)
         swap = ny > nx
         big = np.where(swap[:, None], y, x)
         small = np.where(swap[:, None], x, y)

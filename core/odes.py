@@ -143,7 +143,8 @@ def solve_batched(
     while direction * (t1 - t) > 0:
         if nsteps >= max_steps:
             raise IntegrationError(
-                f"Pfaffian ODE: more than {max_steps} steps at t={t:.6g} (of [{t0}, {t1}]); "
+                f"Pfaffian ODE: more than {max_steps} steps at t={float(t):.6g} (of "
+                f"[{float(t0):.6g}, {float(t1):.6g}]); "
                 "the path is too close to a singularity; try a looser rtol"
             )
         h = min(h, abs(t1 - t))
@@ -166,9 +167,9 @@ def solve_batched(
         worst = float(np.max(norm)) if n else 0.0
         if not np.isfinite(worst) or not np.all(np.isfinite(y_new)):
             h *= 0.2
-            if h < 1e-15 * span:
+            if h < 1e-15 * span and h < 64 * np.finfo(dtype).eps * abs(t):
                 raise IntegrationError(
-                    f"Pfaffian ODE produced non-finite values near t={t:.6g}; the path meets "
+                    f"Pfaffian ODE produced non-finite values near t={float(t):.6g}; the path meets "
                     "a singularity of the system"
                 )
             continue
@@ -191,9 +192,9 @@ def solve_batched(
             h *= factor
         else:
             h *= max(0.2, 0.9 * worst ** (-1 / 8))
-            if h < 1e-15 * span:
+            if h < 1e-15 * span and h < 64 * np.finfo(dtype).eps * abs(t):
                 raise IntegrationError(
-                    f"Pfaffian ODE step size underflow at t={t:.6g}; the path is too close to a "
-                    "singular point for rtol={rtol:g}"
+                    f"Pfaffian ODE step size underflow at t={float(t):.6g}; the path is too close "
+                    f"to a singular point for rtol={rtol:g}"
                 )
     return BatchedSolution(y, err_acc, nsteps, nfev, segments)
