@@ -169,8 +169,8 @@ def solve_batched(
             h *= 0.2
             if h < 1e-15 * span and h < 64 * np.finfo(dtype).eps * abs(t):
                 raise IntegrationError(
-                    f"Pfaffian ODE produced non-finite values near t={float(t):.6g}; the path meets "
-                    "a singularity of the system"
+                    f"Pfaffian ODE produced non-finite values near t={float(t):.6g}; the path "
+                    "meets a singularity of the system"
                 )
             continue
         if worst <= 1.0:
