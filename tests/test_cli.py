@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import hgmntk
 import numpy as np
 import pytest
+
+import hgmntk
 from hgmntk.cli import _Progress, main, read_matrix
 from hgmntk.plugin_manager import reset_registry
 
