@@ -10,6 +10,7 @@ same standard monomials and the same matrices, as exact rational functions, as
 from __future__ import annotations
 
 import pytest
+
 from hgmntk.cas_bridge.pfaffian import (
     derive_pfaffian,
     matrix_entries,

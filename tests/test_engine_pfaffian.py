@@ -10,6 +10,7 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.special
+
 from hgmntk.cas_bridge.pfaffian import (
     DerivedSystem,
     check_integrability,
@@ -35,9 +36,11 @@ ANNIHILATORS = {
     "gelu": ["d^3 + 2*u*d^2 + u^2*d - u"],
     "gelu_order2": ["u^2*d^2 + u^3*d - 2*u*d + 2 - u^2"],
     "exp": ["d - 1"],
+    # both generators of the annihilator of u Phi(u): a larger ideal, rank 2
+    "gelu_full": ["d^3 + 2*u*d^2 + u^2*d - u", "u^2*d^2 + u^3*d - 2*u*d - u^2 + 2"],
 }
 RANKS = {"relu": 2, "step": 2, "sin": 2, "erf": 2, "resin": 5, "resin_u2": 8, "gelu": 5,
-         "gelu_order2": 8, "exp": 1}
+         "gelu_order2": 8, "exp": 1, "gelu_full": 2}
 
 _CACHE: dict[str, DerivedSystem] = {}
 
@@ -245,6 +248,7 @@ NUMPY_ACTS = {
     "sin": np.sin,
     "erf": scipy.special.erf,
     "gelu": lambda u: u * scipy.special.ndtr(u),
+    "gelu_full": lambda u: u * scipy.special.ndtr(u),
 }
 
 
