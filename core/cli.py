@@ -15,9 +15,10 @@ Subcommands (``hgmntk COMMAND --help`` shows examples for each)::
 
 Every mistake a user can make (unknown names, bad numbers, missing or malformed files,
 :class:`~hgmntk.errors.HgmntkError` in general) prints ``hgmntk: error: <message>`` to
-stderr and makes :func:`main` return 2, without a traceback.  Output files are written to a
-temporary file in the destination folder and renamed into place, so an interrupted run
-never leaves a half-written file behind.
+stderr and makes :func:`main` return 2, without a traceback.  An unexpected exception (a
+bug) is reported in one line with exit status 1; ``HGMNTK_TRACEBACK=1`` shows its
+traceback.  Output files are written to a temporary file in the destination folder and
+renamed into place, so an interrupted run never leaves a half-written file behind.
 
 Input matrices (``--x1``, ``--train-y``, ...) are NumPy ``.npy`` files or comma-separated
 text (one row per line; a first line that is not numeric is taken as a header and skipped).
@@ -49,6 +50,7 @@ from .errors import HgmntkError
 PROG = "hgmntk"
 EXIT_OK = 0
 EXIT_ERROR = 2
+EXIT_INTERNAL = 1
 
 #: Activation / plugin names accepted by ``derive`` and ``new-plugin`` (file and module names).
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -1219,8 +1221,46 @@ def _error(message: str, err: TextIO) -> int:
     return EXIT_ERROR
 
 
+def _internal_error(exc: Exception, err: TextIO) -> int:
+    """Report an unexpected exception in one line (where it was raised) and return 1."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    roots = {Path(__file__).resolve().parent}
+    for modname in ("hgmntk.plugins", "hgmntk.cas_bridge"):
+        module = sys.modules.get(modname)
+        if module is not None and getattr(module, "__file__", None):
+            roots.add(Path(module.__file__).resolve().parent)
+    ours = [
+        f
+        for f in frames
+        if any(r in Path(f.filename).resolve().parents for r in roots)
+        and Path(f.filename).resolve() != Path(__file__).resolve()
+    ]
+    frame = (ours or frames or [None])[-1]
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    print(
+        f"{PROG}: internal error{where}: {type(exc).__name__}: {exc}\n"
+        f"{PROG}: this is a bug in hgmntk or a plugin; please report it with the output of "
+        "the same command run with HGMNTK_TRACEBACK=1",
+        file=err,
+    )
+    return EXIT_INTERNAL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    0 on success, 2 for a user mistake (``hgmntk: error: ...`` on stderr), 1 for an
+    internal error, 130 when interrupted.
+
+    Examples
+    --------
+    >>> from hgmntk.cli import main
+    >>> main(["dual", "relu", "--a", "1", "--b", "1", "--c", "0"])
+    0.15915494309189535
+    0
+    """
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
     try:
@@ -1254,6 +1294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=err)
             return 130
+        except Exception as exc:  # a bug in hgmntk or a plugin, not a user mistake
+            if os.environ.get("HGMNTK_TRACEBACK"):
+                raise
+            return _internal_error(exc, err)
 
 
 __all__ = ["CLIError", "build_parser", "main", "read_matrix"]

@@ -98,6 +98,23 @@ def test_no_command_is_a_usage_error(capsys):
     assert "hgmntk: error: a command is required" in err
 
 
+def test_internal_error_is_one_line(capsys, monkeypatch):
+    import hgmntk.dual_activation
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(hgmntk.dual_activation, "dual", broken)
+    code, _, err = run(capsys, "dual", "relu", "--a", "1", "--b", "1", "--c", "0")
+    assert code == 1
+    assert err.startswith("hgmntk: internal error at test_cli.py:")
+    assert "ZeroDivisionError: boom" in err and "HGMNTK_TRACEBACK=1" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("HGMNTK_TRACEBACK", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["dual", "relu", "--a", "1", "--b", "1", "--c", "0"])
+
+
 def test_usage_error_returns_2_without_traceback(capsys):
     code, _, err = run(capsys, "dual", "relu", "--a", "1")
     assert_user_error(code, err, "required", "--b")
@@ -280,11 +297,6 @@ def test_dual_derivative_and_error(capsys):
     assert 0 <= error < 1e-12
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=False,
-    reason="collinear quadrature passes epsrel=1e-14 with epsabs=0, below scipy's minimum",
-)
 def test_dual_quadrature_option(capsys):
     code, out, err = run(
         capsys,
@@ -301,6 +313,8 @@ def test_dual_quadrature_option(capsys):
         "-o",
         "degree=40",
     )
+    if code == 1 and "internal error" in err:
+        pytest.xfail(f"known core bug: {err.splitlines()[0]}")
     assert code == 0, err
     assert 0.25 < float(out) < 0.5  # E[sigmoid(u) sigmoid(v)] > 1/4 for c > 0
     code, _, err = run(
