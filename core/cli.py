@@ -219,6 +219,8 @@ def read_matrix(path: str, option: str) -> np.ndarray:
         if bad is not None:
             col, field = bad
             what = "an empty field" if field == "" else f"{field!r}, not a number"
+            if any(sep in field for sep in (";", "\t", " ")):
+                what += " (fields must be separated by commas)"
             raise CLIError(f"{option} {path}: line {lineno}, column {col}: {what}")
         for col, v in enumerate(values, start=1):
             if not math.isfinite(v):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hgmntk
-from hgmntk.cli import _Progress, main, read_matrix
+from hgmntk.cli import CLIError, _Progress, main, read_matrix
 from hgmntk.plugin_manager import reset_registry
 
 SUBCOMMANDS = (
@@ -558,6 +558,9 @@ def test_read_matrix_header_detection(tmp_path):
     np.testing.assert_array_equal(read_matrix(str(p), "--x1"), [[1, 2], [3, 4]])
     p.write_text("1e-3,2\n3,4\n")  # numeric first line: no header
     np.testing.assert_array_equal(read_matrix(str(p), "--x1"), [[1e-3, 2], [3, 4]])
+    p.write_text("x;y\n1;2\n")
+    with pytest.raises(CLIError, match="separated by commas"):
+        read_matrix(str(p), "--x1")
 
 
 # ----------------------------------------------------------------------------- regress
