@@ -4,7 +4,7 @@ On det L = 0 the 2-D Pfaffian system does not apply (x = -1/2 L^-1 does not exis
 value is a 1-D Gaussian expectation: for positively homogeneous pairs of degrees (k1, k2) it
 is a^(k1/2) b^(k2/2) times a stored constant (``same`` for rho = 1, ``opposite`` for
 rho = -1); otherwise it is computed by adaptive 1-D quadrature of the activation's
-expression (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-14 for the smooth
+expression (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
 pieces of the activations hgmntk ships).
 """
 
@@ -15,6 +15,7 @@ import math
 import numpy as np
 from scipy import integrate
 
+from .covariance import half_power
 from .errors import NotApplicableError
 
 
@@ -36,7 +37,7 @@ def _gauss_1d(f1, f2, sa: float, sb: float) -> float:
 
     total = 0.0
     for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
-        val, _ = integrate.quad(integrand, lo, hi, epsabs=0.0, epsrel=1e-14, limit=200)
+        val, _ = integrate.quad(integrand, lo, hi, epsabs=1e-300, epsrel=1e-13, limit=200)
         total += val
     return total / math.sqrt(2 * math.pi)
 
@@ -50,7 +51,7 @@ def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
         k1, k2 = degrees
         const = np.where(sign > 0, data.same, data.opposite)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.power(a, k1 / 2) * np.power(b, k2 / 2)
+            scale = half_power(a, k1) * half_power(b, k2)
         out = np.where(const == 0, 0.0, const * scale)
         return out
     f1, f2 = _side_functions(activation, key)

@@ -9,6 +9,7 @@ for theta near 0 and pi where ``arccos(rho)`` loses half the digits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -51,12 +52,12 @@ class Covariances:
     def __len__(self) -> int:
         return self.a.shape[0]
 
-    @property
+    @cached_property
     def theta(self) -> np.ndarray:
         """Angle theta in [0, pi] with cos(theta) = rho = c / sqrt(ab) (accurate near 0, pi)."""
         return np.arctan2(np.sqrt(self.det), self.c)
 
-    @property
+    @cached_property
     def psi(self) -> np.ndarray:
         """pi - theta, computed directly (accurate near rho = -1, where theta ~ pi)."""
         return np.arctan2(np.sqrt(self.det), -self.c)
@@ -96,7 +97,8 @@ class Covariances:
             if np.any(bad):
                 i = int(np.flatnonzero(bad)[0])
                 raise CovarianceError(
-                    f"variances must be >= 0, got a={a[i]!r}, b={b[i]!r} (entry {i}); "
+                    f"variances must be >= 0, got a={float(a[i])!r}, b={float(b[i])!r} "
+                    f"(entry {i}); "
                     "a covariance [[a, c], [c, b]] needs a, b >= 0 and c^2 <= ab"
                 )
         if det is None:
@@ -109,8 +111,9 @@ class Covariances:
             if np.any(bad):
                 i = int(np.flatnonzero(bad)[0])
                 raise CovarianceError(
-                    f"covariance [[{a[i]!r}, {c[i]!r}], [{c[i]!r}, {b[i]!r}]] (entry {i}) is not "
-                    f"positive semidefinite: ab - c^2 = {det[i]:.3e} < 0; |c| must not exceed "
+                    f"covariance [[{float(a[i])!r}, {float(c[i])!r}], [{float(c[i])!r}, "
+                    f"{float(b[i])!r}]] (entry {i}) is not positive semidefinite: ab - c^2 = "
+                    f"{float(det[i]):.3e} < 0; |c| must not exceed "
                     "sqrt(ab)"
                 )
         det = np.maximum(det, 0.0)
@@ -151,3 +154,19 @@ def affine_covariance(w2: float, b2: float, hi: np.ndarray, lo: np.ndarray, d: i
     rem = (p - qd) - qe
     s, t = two_sum(q, np.full_like(q, b2))
     return np.longdouble(1) * s + (t + (rem + e + w2 * lo) / d)
+
+
+def half_power(x: np.ndarray, k: float) -> np.ndarray:
+    """x^(k/2) for x >= 0, through sqrt and integer powers when k is an integer (fast and
+    exact to rounding in any float type); 0^0 = 1."""
+    x = np.asarray(x)
+    if k == 0:
+        return np.ones_like(x)
+    if float(k).is_integer():
+        k = int(k)
+        base = np.sqrt(x) if k % 2 else x
+        p = abs(k) if k % 2 else abs(k) // 2
+        with np.errstate(divide="ignore"):
+            out = base**p
+            return out if k > 0 else 1.0 / out
+    return np.power(x, k / 2)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .activation import Activation
 from .collinear import collinear_values
-from .covariance import Covariances, affine_covariance, dot2
+from .covariance import Covariances, affine_covariance, dot2, half_power
 from .dual_activation import evaluate_dual, get_activation
 from .errors import InvalidInputError
 
@@ -141,7 +141,7 @@ def _homogeneous_terms(act: Activation, a, b):
     data = act.collinear["ss"]
     k = act.pair_homogeneity("ss")[0]
     e0, ep = data.same, data.opposite
-    ak, bk = np.power(a, k / 2), np.power(b, k / 2)
+    ak, bk = half_power(a, k), half_power(b, k)
     diff2 = (ak - bk) ** 2
     return (
         np.zeros_like(a),

@@ -1,0 +1,174 @@
+"""Bad input gives clear errors; the quadrature integrators work for any activation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import hgmntk
+from hgmntk.errors import (
+    CovarianceError,
+    InvalidInputError,
+    NotApplicableError,
+    NotHolonomicError,
+    UnknownActivationError,
+    UnknownIntegratorError,
+)
+
+
+def test_unknown_activation_lists_known_ones():
+    with pytest.raises(UnknownActivationError, match="relu"):
+        hgmntk.dual("relux", 1.0, 1.0, 0.0)
+
+
+def test_unknown_method():
+    with pytest.raises(UnknownIntegratorError, match="hgm"):
+        hgmntk.dual("relu", 1.0, 1.0, 0.0, method="simpson")
+
+
+@pytest.mark.parametrize(
+    "a,b,c,err",
+    [
+        (1.0, 1.0, 1.5, CovarianceError),
+        (-1.0, 1.0, 0.0, CovarianceError),
+        (np.nan, 1.0, 0.0, InvalidInputError),
+        (1.0, np.inf, 0.0, InvalidInputError),
+    ],
+)
+def test_bad_covariances(a, b, c, err):
+    with pytest.raises(err):
+        hgmntk.dual("relu", a, b, c)
+
+
+def test_rounding_level_negative_determinant_is_accepted():
+    a = b = 1.0 / 3.0
+    c = math.nextafter(a, 2.0)  # c^2 > ab by one ulp
+    assert np.isfinite(hgmntk.dual("relu", a, b, c))
+
+
+def test_closed_without_closed_form():
+    act = hgmntk.dual_activation.get_activation("relu")
+    bare = act.with_closed_forms()  # same, still has them
+    assert "ss" in bare.closed_forms
+    from dataclasses import replace
+
+    no_closed = replace(act, closed_forms={})
+    with pytest.raises(NotApplicableError, match="closed form"):
+        hgmntk.dual(no_closed, 1.0, 1.0, 0.3, method="closed")
+
+
+def test_non_holonomic_needs_quadrature():
+    with pytest.raises(NotHolonomicError, match="gauss-hermite"):
+        hgmntk.dual("sigmoid", 1.0, 1.0, 0.3)
+    with pytest.raises(NotHolonomicError):
+        hgmntk.dual("tanh", 1.0, 1.0, 0.3, method="hgm")
+
+
+def _quad_dual(f, a, b, c):
+    """E[f(u) f(v)] by nested adaptive quadrature (scipy quad), independent of hgmntk."""
+    from scipy import integrate
+
+    sa = math.sqrt(a)
+    k, s = c / sa, math.sqrt(a * b - c * c) / sa
+    phi = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def inner(z1):
+        return integrate.quad(
+            lambda z2: f(k * z1 + s * z2) * phi(z2), -40, 40, epsabs=1e-14, epsrel=1e-13, limit=200
+        )[0]
+
+    return integrate.quad(
+        lambda z1: f(sa * z1) * phi(z1) * inner(z1), -40, 40, epsabs=1e-14, epsrel=1e-13, limit=200
+    )[0]
+
+
+def test_sigmoid_gauss_hermite_matches_quadrature():
+    a, b, c = 1.0, 2.0, 0.7
+    ref = _quad_dual(lambda t: 1 / (1 + math.exp(-t)), a, b, c)
+    got = hgmntk.dual("sigmoid", a, b, c, method="gauss-hermite", degree=60)
+    assert abs(got - ref) / ref < 1e-9
+
+
+def test_monte_carlo_is_seeded_and_has_standard_error():
+    v1, e1 = hgmntk.dual("relu", 1.0, 1.0, 0.5, method="monte-carlo", seed=3, return_error=True)
+    v2 = hgmntk.dual("relu", 1.0, 1.0, 0.5, method="monte-carlo", seed=3)
+    assert v1 == v2
+    exact = hgmntk.dual("relu", 1.0, 1.0, 0.5, method="closed")
+    assert abs(v1 - exact) < 5 * e1
+
+
+def test_gauss_hermite_refuses_delta():
+    with pytest.raises(NotApplicableError, match="Dirac"):
+        hgmntk.dual("step", 1.0, 1.0, 0.2, derivative=True, method="gauss-hermite")
+
+
+def test_broadcasting_and_shape():
+    a = np.ones((2, 3))
+    v = hgmntk.dual("relu", a, 2.0, np.linspace(-1, 1, 3))
+    assert v.shape == (2, 3)
+    with pytest.raises(InvalidInputError, match="broadcast"):
+        hgmntk.dual("relu", np.ones(2), np.ones(3), 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"depth": 0}, "depth"),
+        ({"depth": 2.5}, "depth"),
+        ({"depth": 1, "w_std": -1.0}, "w_std"),
+        ({"depth": 1, "b_std": float("nan")}, "b_std"),
+    ],
+)
+def test_kernel_parameter_errors(kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        hgmntk.kernels(np.eye(3), activation="relu", **kwargs)
+
+
+def test_kernel_data_errors():
+    X = np.eye(3)
+    bad = X.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        hgmntk.kernels(bad, activation="relu", depth=1)
+    with pytest.raises(InvalidInputError, match="features"):
+        hgmntk.kernels(X, np.ones((2, 4)), activation="relu", depth=1)
+    with pytest.raises(InvalidInputError, match="2-D"):
+        hgmntk.kernels(np.ones(3), activation="relu", depth=1)
+
+
+def test_regression_interpolates_and_errors():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 3))
+    y = X[:, 0] - X[:, 1] ** 2
+    model = hgmntk.KernelRegressor("relu", depth=2, b_std=0.1, ridge=1e-12).fit(X, y)
+    mean, std = model.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, y, atol=1e-6)
+    assert np.all(std < 1e-3)
+    Xt = rng.standard_normal((4, 3))
+    mean_t, std_t = model.predict(Xt, return_std=True)
+    assert np.all(std_t > 1e-3)
+    np.testing.assert_allclose(
+        hgmntk.kernel_regression(X, y, Xt, activation="relu", depth=2, b_std=0.1, ridge=1e-12),
+        mean_t,
+        rtol=1e-10,
+    )
+    with pytest.raises(InvalidInputError, match="y"):
+        hgmntk.KernelRegressor("relu", 1).fit(X, y[:-1])
+    with pytest.raises(hgmntk.HgmntkError, match="fit"):
+        hgmntk.KernelRegressor("relu", 1).predict(X)
+
+
+def test_nngp_posterior_matches_gp_formula():
+    rng = np.random.default_rng(2)
+    X, Xt = rng.standard_normal((6, 2)), rng.standard_normal((3, 2))
+    y = rng.standard_normal(6)
+    model = hgmntk.KernelRegressor("relu", 2, kernel="nngp", ridge=1e-3).fit(X, y)
+    mean, std = model.predict(Xt, return_std=True)
+    K = hgmntk.kernels(X, activation="relu", depth=2).nngp + 1e-3 * np.eye(6)
+    Ks = hgmntk.kernels(Xt, X, activation="relu", depth=2).nngp
+    Kss = hgmntk.kernels(Xt, activation="relu", depth=2).nngp
+    np.testing.assert_allclose(mean, Ks @ np.linalg.solve(K, y), rtol=1e-8)
+    var = np.diag(Kss - Ks @ np.linalg.solve(K, Ks.T))
+    np.testing.assert_allclose(std, np.sqrt(var), rtol=1e-6)
