@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hgmntk.covariance import Covariances
+
+from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
 from hgmntk.hgm import angle_sweep, solve_generic
 from hgmntk.hookspecs import hookimpl
@@ -65,7 +66,7 @@ class HolonomicGradient(Integrator):
         if degrees is not None:
             res = angle_sweep(system, cov.theta, cov.psi, rtol=rtol)
             k1, k2 = degrees
-            scale = np.power(cov.a, k1 / 2) * np.power(cov.b, k2 / 2)
+            scale = half_power(cov.a, k1) * half_power(cov.b, k2)
             return IntegratorResult(res.values * scale, res.error * scale)
         cov = cov.astype(float)
         values = np.empty(len(cov))

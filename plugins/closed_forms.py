@@ -13,6 +13,7 @@ Each takes a :class:`~hgmntk.covariance.Covariances` batch and returns an array.
 from __future__ import annotations
 
 import numpy as np
+
 from hgmntk.covariance import Covariances
 
 
