@@ -78,7 +78,7 @@ def _complex_matrices(system: PfaffianSystem):
             for j, poly in enumerate(row):
                 for mono, v in poly.terms.items():
                     c[i * r + j, monos[mono]] = float(v)
-        coefs.append(c)
+        coefs.append(c.astype(complex))
     factors = [(np.array(list(f.terms), dtype=int),
                 np.array([float(v) for v in f.terms.values()])) for f in system.factors]
     top = max([int(exps.max())] + [int(ex.max()) for ex, _ in factors if ex.size]) + 1
@@ -102,23 +102,30 @@ def _complex_matrices(system: PfaffianSystem):
     return evaluate
 
 
-def ode_dual(system: PfaffianSystem, a: float, b: float, c: float, detour: float = 0.1,
+def ode_dual(system: PfaffianSystem, a: float, b: float, c: float, detour: float = 0.0,
              _cache: dict | None = None, start: tuple | None = None) -> float:
     """E = sqrt(det x)/pi * Ehat(x), x = -1/2 L^-1, by integrating the Pfaffian ODE.
 
     dF/dt = sum_i x'(t)_i P_i(x(t)) F on t in [0, 1] with DOP853 (rtol 1e-12) along
-    x(t) = x0 + t (x1 - x0) + i detour |x1 - x0| sin(pi t) (1, 1/2, 1): the small complex
-    detour steps around apparent singularities (zeros of denominator factors) that the
-    straight real segment may cross; Ehat is analytic near the negative definite cone.
+    x(t) = x0 + t (x1 - x0) + i detour |x1 - x0| sin(pi t) (1, 1/2, 1): a small complex
+    detour (detour > 0) steps around apparent singularities (zeros of denominator factors)
+    that the straight real segment may cross; Ehat is analytic near the negative definite
+    cone.  With detour = 0 (default; derived systems are admissible) the path is real.
     ``start`` = (x0, F(x0)) replaces the system's base point and initial values.
     """
     from scipy.integrate import solve_ivp
 
-    key = id(system)
-    cache = _MATRIX_CACHE if _cache is None else _cache
-    if key not in cache:
-        cache[key] = (system, _complex_matrices(system))
-    mats = cache[key][1]
+    if detour:
+        key = id(system)
+        cache = _MATRIX_CACHE if _cache is None else _cache
+        if key not in cache:
+            cache[key] = (system, _complex_matrices(system))
+        mats = cache[key][1]
+    else:  # the system's own float evaluator (admissible systems: no pole on the segment)
+
+        def mats(x):
+            return [m[0] for m in system.matrices_at([np.array([v.real]) for v in x])]
+
     det_l = a * b - c * c
     x1 = np.array([-b / (2 * det_l), c / (2 * det_l), -a / (2 * det_l)])
     x0 = system.base_point_float if start is None else np.asarray(start[0], dtype=float)
