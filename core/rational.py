@@ -218,6 +218,7 @@ class CompiledRationalMatrices:
             self.coefficients_ld.append(coef_ld)
             self.denominators.append(dens)
         self.max_power = [max([mono[v] for mono in self.monomials] + [0]) for v in range(nvars)]
+        self.exponents = np.array(self.monomials, dtype=np.intp).reshape(len(self.monomials), nvars)
 
     def evaluate(
         self,
@@ -235,19 +236,18 @@ class CompiledRationalMatrices:
         )
         values = [np.asarray(v, dtype=dtype) for v in values]
         n = values[0].shape[0]
-        powers = []
-        for v, top in zip(values, self.max_power, strict=False):
-            pw = [np.ones(n, dtype=dtype)]
-            for _ in range(top):
-                pw.append(pw[-1] * v)
-            powers.append(pw)
-        mono_vals = np.zeros((max(len(self.monomials), 1), n), dtype=dtype)
-        for k, mono in enumerate(self.monomials):
-            t = np.ones(n, dtype=dtype)
-            for v, e in enumerate(mono):
-                if e:
-                    t = t * powers[v][e]
-            mono_vals[k] = t
+        if self.monomials:
+            mono_vals = np.ones((len(self.monomials), n), dtype=dtype)
+            for v, top in enumerate(self.max_power):
+                if top == 0:
+                    continue
+                table = np.empty((top + 1, n), dtype=dtype)
+                table[0] = 1
+                for e in range(1, top + 1):
+                    table[e] = table[e - 1] * values[v]
+                mono_vals *= table[self.exponents[:, v]]
+        else:
+            mono_vals = np.zeros((1, n), dtype=dtype)
         factor_values = dict(factor_values or {})
         fvals: dict[int, np.ndarray] = {}
 
