@@ -13,6 +13,7 @@ import math
 import mpmath
 import pytest
 import sympy
+
 from hgmntk.cas_bridge.annihilators import (
     U,
     annihilator,

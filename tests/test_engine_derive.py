@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sympy
+
 from hgmntk.activation import Activation
 from hgmntk.cas_bridge import derive as derive_mod
 from hgmntk.cas_bridge.derive import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mpmath
 import pytest
 import sympy
+
 from hgmntk.cas_bridge.annihilators import U
 from hgmntk.cas_bridge.moments import (
     collinear_constants,
