@@ -38,7 +38,11 @@ def mp_ntk_entry(x, y, depth=DEPTH, w_std=W_STD, b_std=B_STD, dps=40) -> float:
         ntk = c
         for _ in range(depth):
             t = mpmath.acos(max(min(c / mpmath.sqrt(a * b), 1), -1))
-            e = mpmath.sqrt(a * b) / (2 * mpmath.pi) * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t))
+            e = (
+                mpmath.sqrt(a * b)
+                / (2 * mpmath.pi)
+                * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t))
+            )
             dot = w2 * (mpmath.pi - t) / (2 * mpmath.pi)
             c = w2 * e + b2
             ntk = c + ntk * dot
@@ -64,8 +68,15 @@ def run(sizes, gh_rows, sample, seed=0):
             label = method + (f"({opts['degree']})" if opts else "")
             if rows is None:
                 t0 = time.perf_counter()
-                k = hgmntk.kernels(X, activation="relu", depth=DEPTH, w_std=W_STD, b_std=B_STD,
-                                   method=method, **opts)
+                k = hgmntk.kernels(
+                    X,
+                    activation="relu",
+                    depth=DEPTH,
+                    w_std=W_STD,
+                    b_std=B_STD,
+                    method=method,
+                    **opts,
+                )
                 secs = time.perf_counter() - t0
                 entries = n * n
                 got = k.ntk[pairs[:, 0], pairs[:, 1]]
@@ -73,8 +84,16 @@ def run(sizes, gh_rows, sample, seed=0):
             else:
                 rows_idx = np.arange(rows)
                 t0 = time.perf_counter()
-                k = hgmntk.kernels(X[rows_idx], X, activation="relu", depth=DEPTH, w_std=W_STD,
-                                   b_std=B_STD, method=method, **opts)
+                k = hgmntk.kernels(
+                    X[rows_idx],
+                    X,
+                    activation="relu",
+                    depth=DEPTH,
+                    w_std=W_STD,
+                    b_std=B_STD,
+                    method=method,
+                    **opts,
+                )
                 secs = time.perf_counter() - t0
                 entries = rows * n
                 sub = pairs[:, 0] < rows
@@ -86,7 +105,9 @@ def run(sizes, gh_rows, sample, seed=0):
                     refs = np.array([mp_ntk_entry(X[0], X[j]) for j in cols])
             err = float(np.max(np.abs(got - refs) / np.abs(refs)))
             timings[label] = secs / entries
-            print(f"{n:>6} {label:>18} {secs:>9.3f} {entries / secs:>12.4g} {err:>12.3e}", flush=True)
+            print(
+                f"{n:>6} {label:>18} {secs:>9.3f} {entries / secs:>12.4g} {err:>12.3e}", flush=True
+            )
         ratio = timings["hgm"] / timings["closed"]
         print(f"{n:>6} ratio hgm/closed (time per entry): {ratio:.2f}  (target <= 10)")
 

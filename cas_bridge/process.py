@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pexpect
+
 from hgmntk.errors import CASError
 
 #: How to install the CAS that have Debian packages.

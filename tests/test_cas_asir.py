@@ -9,6 +9,7 @@ test_cas_bridge.py.
 from __future__ import annotations
 
 import pytest
+
 from hgmntk.cas_bridge.testing import RELU_IDEAL_TEXT, require_backend, restriction
 from hgmntk.cas_bridge.weyl import XD, parse_operator
 

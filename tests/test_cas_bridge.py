@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hgmntk.cas_bridge import backend as bk
 from hgmntk.cas_bridge.backends import (
     BUILTIN_BACKENDS,

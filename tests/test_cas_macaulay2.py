@@ -9,6 +9,7 @@ operators normalised to leading coefficient 1.
 from __future__ import annotations
 
 import pytest
+
 from hgmntk.cas_bridge.backend import block_standard_monomials
 from hgmntk.cas_bridge.testing import (
     ACTIVATIONS,

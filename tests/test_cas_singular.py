@@ -7,6 +7,7 @@ failure.
 from __future__ import annotations
 
 import pytest
+
 from hgmntk.cas_bridge.backend import block_standard_monomials
 from hgmntk.cas_bridge.testing import (
     ACTIVATIONS,
