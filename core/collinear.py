@@ -5,13 +5,18 @@ value is a 1-D Gaussian expectation: for positively homogeneous pairs of degrees
 is a^(k1/2) b^(k2/2) times a stored constant (``same`` for rho = 1, ``opposite`` for
 rho = -1); otherwise it is computed by adaptive 1-D quadrature of the activation's
 expression (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
-pieces of the activations hgmntk ships).
+pieces of the activations hgmntk ships).  Where the value is much smaller than the integral
+of the absolute integrand (oscillating activations at large variance: E[sin(10 U)
+sin(0.01 U)] ~ 2e-23), float64 quadrature cannot resolve it; those pairs are recomputed
+with mpmath quadrature at a working precision of 20 digits plus the digits lost to
+cancellation.
 """
 
 from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 from scipy import integrate
 
@@ -31,14 +36,55 @@ def _side_functions(activation, key: str):
     return fn, fn
 
 
-def _gauss_1d(f1, f2, sa: float, sb: float) -> float:
+def _mp_function(expression: str):
+    """An mpmath callable of the activation expression (Heaviside(0) = 1/2)."""
+    import sympy
+
+    from .expressions import U, parse_activation_expression
+
+    def heaviside(x, h0=0.5):
+        return mpmath.mpf(1) if x > 0 else (mpmath.mpf(h0) if x == 0 else mpmath.mpf(0))
+
+    expr = parse_activation_expression(expression)
+    return sympy.lambdify(U, expr, modules=[{"Heaviside": heaviside}, "mpmath"])
+
+
+def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
+    """The same expectation by mpmath quadrature, at a precision covering the cancellation."""
+    digits = 30
+    value = None
+    for _ in range(4):
+        with mpmath.workdps(digits):
+            ma, mb = mpmath.mpf(sa), mpmath.mpf(sb)
+
+            def integrand(z, ma=ma, mb=mb):
+                return g1(ma * z) * g2(mb * z) * mpmath.exp(-z * z / 2)
+
+            value = mpmath.quad(integrand, [-mpmath.inf, 0, mpmath.inf]) / mpmath.sqrt(
+                2 * mpmath.pi
+            )
+            lost = math.log10(magnitude / abs(value)) if value != 0 else digits
+        if digits >= lost + 20:
+            break
+        digits = int(lost) + 25
+    return float(value)
+
+
+def _gauss_1d(f1, f2, sa: float, sb: float, exact=None) -> float:
     def integrand(z: float) -> float:
         return float(f1(np.array(sa * z)) * f2(np.array(sb * z))) * math.exp(-0.5 * z * z)
 
     total = 0.0
+    magnitude = 0.0
     for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
         val, _ = integrate.quad(integrand, lo, hi, epsabs=1e-300, epsrel=1e-13, limit=200)
         total += val
+        mag, _ = integrate.quad(
+            lambda z: abs(integrand(z)), lo, hi, epsabs=1e-300, epsrel=1e-6, limit=200
+        )
+        magnitude += mag
+    if exact is not None and magnitude > 0 and not (abs(total) > 1e-3 * magnitude):
+        return _gauss_1d_mp(*exact, sa, sb, magnitude / math.sqrt(2 * math.pi))
     return total / math.sqrt(2 * math.pi)
 
 
@@ -55,11 +101,18 @@ def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
         out = np.where(const == 0, 0.0, const * scale)
         return out
     f1, f2 = _side_functions(activation, key)
+    expression = activation.function_expression(key)
+    exact = None
     out = np.empty(a.shape)
     cache: dict[tuple[float, float, float], float] = {}
     for idx in np.ndindex(a.shape):
         args = (float(a[idx]), float(b[idx]), float(sign[idx]))
         if args not in cache:
-            cache[args] = _gauss_1d(f1, f2, math.sqrt(args[0]), args[2] * math.sqrt(args[1]))
+            if exact is None and expression:
+                g = _mp_function(expression)
+                exact = (g, g)
+            cache[args] = _gauss_1d(
+                f1, f2, math.sqrt(args[0]), args[2] * math.sqrt(args[1]), exact
+            )
         out[idx] = cache[args]
     return out

@@ -41,6 +41,8 @@ from .integrator import Integrator
 
 PRICE_ANGLE = 0.5
 PRICE_NODES = 24
+#: Relative accuracy assumed for collinear values (rho = +-1) in error estimates.
+_COLLINEAR_RTOL = 1e-14
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(PRICE_NODES)
 
 #: The order in which ``method="auto"`` tries integrators.
@@ -181,6 +183,14 @@ def evaluate_dual(
         res = integrator.evaluate(activation, key, cov.take(direct), rtol=rtol, **options)
         values[direct] = res.values
         error[direct] = res.error
+    # near rho = +-1 a cheap direct value (where the integrator offers one) competes with
+    # Price's (below), which loses digits to cancellation where E << E(rho = +-1)
+    error[use_price] = np.inf
+    try_evaluate = getattr(integrator, "try_evaluate", None)
+    if np.any(use_price) and try_evaluate is not None and not options:
+        res = try_evaluate(activation, key, cov.take(use_price), rtol=rtol)
+        values[use_price] = np.where(np.isfinite(res.error), res.values, 0.0)
+        error[use_price] = np.where(np.isfinite(res.error), res.error, np.inf)
     to_same = same - values
     to_opposite = values - opposite
     if np.any(use_price):
@@ -203,6 +213,13 @@ def evaluate_dual(
         integral = sab * 0.5 * width * (integrand @ _GL_W)
         err = sab * 0.5 * width * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
         vals = np.where(near0, same[idx] - integral, opposite[idx] + integral)
+        end = np.abs(np.where(near0, same[idx], opposite[idx]))
+        err = err + end * _COLLINEAR_RTOL
+        # keep the integrator's value where its error estimate is smaller
+        better = err <= error[idx]
+        idx, near0, integral, vals, err = (
+            v[better] for v in (idx, near0, integral, vals, err)
+        )
         values[idx] = vals
         error[idx] = err
         to_same[idx] = np.where(near0, integral, same[idx] - vals)

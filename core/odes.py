@@ -72,6 +72,7 @@ class BatchedSolution:
     nsteps: int
     nfev: int
     segments: list | None = None  # dense output: (t_old, h, y_old, F) per accepted step
+    t_end: float | None = None  # where the integration stopped (t1 unless it gave up)
 
     def dense(self, t: np.ndarray) -> np.ndarray:
         """Dense-output values at times t (shape (m,)) of every system: shape (m, n, r).
@@ -113,11 +114,15 @@ def solve_batched(
     max_steps: int = 100_000,
     first_step: float | None = None,
     dense: bool = False,
+    give_up: float | None = None,
 ) -> BatchedSolution:
     """Integrate y' = f(t, y) from t0 to t1 for a batch y0 of shape (n, r).
 
     Error control per system i: ||err_i|| <= atol + rtol * max_k |y_ik| (the scale is the
     system's largest component, so a component passing through zero does not stall).
+    With ``give_up`` = g, a step size below g |t| (the solver stalls, typically on
+    rounding noise near a singular point) ends the integration early instead of failing:
+    the result then holds y and the dense output up to ``t_end``.
     """
     y0 = np.asarray(y0)
     dtype = y0.dtype if y0.dtype == np.longdouble else np.dtype(float)
@@ -192,9 +197,11 @@ def solve_batched(
             h *= factor
         else:
             h *= max(0.2, 0.9 * worst ** (-1 / 8))
+            if give_up is not None and h < give_up * abs(t):
+                return BatchedSolution(y, err_acc, nsteps, nfev, segments, t)
             if h < 1e-15 * span and h < 64 * np.finfo(dtype).eps * abs(t):
                 raise IntegrationError(
                     f"Pfaffian ODE step size underflow at t={float(t):.6g}; the path is too close "
                     f"to a singular point for rtol={rtol:g}"
                 )
-    return BatchedSolution(y, err_acc, nsteps, nfev, segments)
+    return BatchedSolution(y, err_acc, nsteps, nfev, segments, t1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
-from hgmntk.hgm import angle_sweep, solve_generic
+from hgmntk.hgm import angle_sweep, solve_by_pairs
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
 
@@ -68,12 +68,23 @@ class HolonomicGradient(Integrator):
             k1, k2 = degrees
             scale = half_power(cov.a, k1) * half_power(cov.b, k2)
             return IntegratorResult(res.values * scale, res.error * scale)
+        return self._generic(system, cov, rtol, chunk, partial=False)
+
+    def try_evaluate(self, activation, key, cov, *, rtol):
+        """Like :meth:`evaluate`, but NaN with an infinite error estimate where the
+        trajectory cannot reach a target cheaply (near rho = +-1); never slow."""
+        if activation.pair_homogeneity(key) is not None:
+            return self.evaluate(activation, key, cov, rtol=rtol)
+        return self._generic(activation.duals[key], cov, rtol, 4096, partial=True)
+
+    @staticmethod
+    def _generic(system, cov, rtol, chunk, partial):
         cov = cov.astype(float)
         values = np.empty(len(cov))
         error = np.empty(len(cov))
         for start in range(0, len(cov), int(chunk)):
             sl = slice(start, start + int(chunk))
-            res = solve_generic(system, cov.take(sl), rtol=rtol)
+            res = solve_by_pairs(system, cov.take(sl), rtol=rtol, partial=partial)
             values[sl] = res.values
             error[sl] = res.error
         return IntegratorResult(values, error)
