@@ -72,7 +72,10 @@ def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
 
 def _gauss_1d(f1, f2, sa: float, sb: float, exact=None) -> float:
     def integrand(z: float) -> float:
-        return float(f1(np.array(sa * z)) * f2(np.array(sb * z))) * math.exp(-0.5 * z * z)
+        weight = math.exp(-0.5 * z * z)
+        if weight == 0.0:  # |z| > 38.6: also keeps exp(sa z) exp(sb z) from overflowing
+            return 0.0
+        return float(f1(np.array(sa * z)) * weight) * float(f2(np.array(sb * z)))
 
     total = 0.0
     magnitude = 0.0
