@@ -302,7 +302,7 @@ def solve_by_pairs(
             rhs = _pair_angle_rhs(system, pa[used], pb[used], lower)
             sol = solve_batched(
                 rhs, g_half[used], np.pi / 2, end, rtol=tol, dense=end < np.pi / 2,
-                give_up=1e-5,
+                give_up=1e-5, max_steps=300 if partial else 1500,
             )
             ok = target >= sol.t_end
             sub = np.flatnonzero(mask)

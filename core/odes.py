@@ -121,7 +121,8 @@ def solve_batched(
     Error control per system i: ||err_i|| <= atol + rtol * max_k |y_ik| (the scale is the
     system's largest component, so a component passing through zero does not stall).
     With ``give_up`` = g, a step size below g |t| (the solver stalls, typically on
-    rounding noise near a singular point) ends the integration early instead of failing:
+    rounding noise near a singular point) or more than ``max_steps`` steps end the
+    integration early instead of failing:
     the result then holds y and the dense output up to ``t_end``.
     """
     y0 = np.asarray(y0)
@@ -147,6 +148,8 @@ def solve_batched(
     nsteps = 0
     while direction * (t1 - t) > 0:
         if nsteps >= max_steps:
+            if give_up is not None:
+                return BatchedSolution(y, err_acc, nsteps, nfev, segments, t)
             raise IntegrationError(
                 f"Pfaffian ODE: more than {max_steps} steps at t={float(t):.6g} (of "
                 f"[{float(t0):.6g}, {float(t1):.6g}]); "
