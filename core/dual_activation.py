@@ -187,7 +187,8 @@ def evaluate_dual(
     # Price's (below), which loses digits to cancellation where E << E(rho = +-1)
     error[use_price] = np.inf
     try_evaluate = getattr(integrator, "try_evaluate", None)
-    if np.any(use_price) and try_evaluate is not None and not options:
+    homogeneous = activation.pair_homogeneity(key) is not None
+    if np.any(use_price) and try_evaluate is not None and not options and not homogeneous:
         res = try_evaluate(activation, key, cov.take(use_price), rtol=rtol)
         values[use_price] = np.where(np.isfinite(res.error), res.values, 0.0)
         error[use_price] = np.where(np.isfinite(res.error), res.error, np.inf)
@@ -217,13 +218,13 @@ def evaluate_dual(
         err = err + end * _COLLINEAR_RTOL
         # keep the integrator's value where its error estimate is smaller
         better = err <= error[idx]
-        idx, near0, integral, vals, err = (
-            v[better] for v in (idx, near0, integral, vals, err)
-        )
-        values[idx] = vals
-        error[idx] = err
-        to_same[idx] = np.where(near0, integral, same[idx] - vals)
-        to_opposite[idx] = np.where(near0, vals - opposite[idx], integral)
+        chosen = np.where(better, vals, values[idx])
+        # the Price integral is the accurate distance to the nearer collinear value: the
+        # deep-kernel determinant needs it even where the direct value is the better value
+        to_same[idx] = np.where(near0, integral, same[idx] - chosen)
+        to_opposite[idx] = np.where(near0, chosen - opposite[idx], integral)
+        values[idx[better]] = vals[better]
+        error[idx[better]] = err[better]
     if not np.all(np.isfinite(values) | np.isinf(same) | np.isinf(opposite)):
         raise ArithmeticError("internal error: a dual value is NaN")
     return DualResult(values, error, to_same, to_opposite, integrator.name)
