@@ -91,16 +91,49 @@ def _mp_function(f: sympy.Expr):
     return sympy.lambdify(U, f, modules="mpmath")
 
 
-def _quad_half(f: sympy.Expr, n: int, y: mpmath.mpf, side: int) -> mpmath.mpf:
+class QuadratureCache:
+    """Integrand values at tanh-sinh nodes, shared by the moments M_n of one piece.
+
+    For every n the quadrature of u^n f(u) e^(y u^2) over a half line uses the same nodes
+    (they depend on y, the working precision and the degree only), so f(side t) and
+    e^(y t^2) are computed once per node and precision and reused; the integrand is
+    evaluated with exactly the same operations as without the cache, hence bit for bit the
+    same values.
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[sympy.Expr, object] = {}
+        self._tables: dict[tuple[object, ...], dict[tuple[int, mpmath.mpf], tuple]] = {}
+
+    def function(self, f: sympy.Expr):
+        """``f`` lambdified for mpmath (once per expression)."""
+        if f not in self._functions:
+            self._functions[f] = _mp_function(f)
+        return self._functions[f]
+
+    def table(self, f: sympy.Expr, side: int, y: mpmath.mpf) -> dict:
+        """The node table of (f, side, y): (precision, t) -> (f(side t), exp(y t^2))."""
+        return self._tables.setdefault((f, side, y), {})
+
+
+def _quad_half(
+    f: sympy.Expr, n: int, y: mpmath.mpf, side: int, cache: QuadratureCache | None = None
+) -> mpmath.mpf:
     if sympy.expand(f) == 0:
         return mpmath.mpf(0)
-    fn = _mp_function(f)
+    cache = QuadratureCache() if cache is None else cache
+    fn = cache.function(f)
+    table = cache.table(f, side, y)
     scale = 1 / mpmath.sqrt(-y)
     edges = [0, scale, 3 * scale, 6 * scale, mpmath.inf]
 
     def integrand(t):
         x = side * t
-        return x**n * fn(x) * mpmath.exp(y * t * t)
+        key = (mpmath.mp.prec, t)
+        got = table.get(key)
+        if got is None:
+            got = table[key] = (fn(x), mpmath.exp(y * t * t))
+        return x**n * got[0] * got[1]
 
     return mpmath.quad(integrand, edges)
 
@@ -114,7 +147,14 @@ def moment(expr: sympy.Expr, n: int, y, dps: int = 40) -> mpmath.mpf:
     return _moment_numeric(pieces(_as_expr(expr)), n, y, dps)
 
 
-def _moment_numeric(p: Pieces, n: int, y, dps: int) -> mpmath.mpf:
+def _moment_numeric(
+    p: Pieces, n: int, y, dps: int, cache: QuadratureCache | None = None
+) -> mpmath.mpf:
+    """M_n(y) by quadrature at dps + 15 and dps + 30 digits; the two must agree to ``dps``.
+
+    ``cache`` shares integrand values between calls for different n (same pieces and y).
+    """
+    cache = QuadratureCache() if cache is None else cache
     yv = sympy.nsimplify(y) if not isinstance(y, sympy.Basic) else y
     if not (yv.is_real and yv < 0):
         raise DerivationError(f"moments need y < 0, got {y}")
@@ -123,7 +163,7 @@ def _moment_numeric(p: Pieces, n: int, y, dps: int) -> mpmath.mpf:
     for extra in (15, 30):
         with mpmath.workdps(dps + extra):
             ym = mpmath.mpf(sympy.N(yv, dps + extra))
-            v = _quad_half(p.plus, n, ym, 1) + _quad_half(p.minus, n, ym, -1)
+            v = _quad_half(p.plus, n, ym, 1, cache) + _quad_half(p.minus, n, ym, -1, cache)
             v += mpmath.mpf(sympy.N(delta, dps + extra))
             values.append(v)
     with mpmath.workdps(dps + 15):
@@ -164,17 +204,20 @@ def initial_values(
     if not (x11 < 0 and x22 < 0):
         raise DerivationError("the base point must be negative definite (x11, x22 < 0)")
     s1, s2 = _as_expr(s1_expr), _as_expr(s2_expr)
-    cache: dict[tuple[int, int], tuple[mpmath.mpf, sympy.Expr | None]] = {}
+    # keyed by (expression, y, n): for s1 = s2 and x11 = x22 both sides share each moment
+    cache: dict[tuple[sympy.Expr, sympy.Expr, int], tuple[mpmath.mpf, sympy.Expr | None]] = {}
+    quadrature = QuadratureCache()
+    split = {s1: pieces(s1), s2: pieces(s2)}
 
     def mom(side: int, n: int):
-        if (side, n) not in cache:
-            expr, y = (s1, x11) if side == 1 else (s2, x22)
+        expr, y = (s1, x11) if side == 1 else (s2, x22)
+        if (expr, y, n) not in cache:
             ex = moment_exact(expr, n, y)
             with mpmath.workdps(dps + 15):
                 val = (mpmath.mpf(sympy.N(ex, dps + 15)) if ex is not None
-                       else _moment_numeric(pieces(expr), n, y, dps))
-            cache[(side, n)] = (val, ex)
-        return cache[(side, n)]
+                       else _moment_numeric(split[expr], n, y, dps, quadrature))
+            cache[(expr, y, n)] = (val, ex)
+        return cache[(expr, y, n)]
 
     decimals, exacts = [], []
     for mono in standard_monomials:
@@ -247,13 +290,14 @@ def series_values(
     s1, s2 = _as_expr(s1_expr), _as_expr(s2_expr)
     p1, p2 = pieces(s1), pieces(s2)
     cache: dict[tuple[int, int], mpmath.mpf] = {}
+    quadrature = QuadratureCache()
 
     def mom(side: int, n: int) -> mpmath.mpf:
         if (side, n) not in cache:
             expr, p, y = (s1, p1, x11) if side == 1 else (s2, p2, x22)
             ex = moment_exact(expr, n, y)
             cache[(side, n)] = (mpmath.mpf(sympy.N(ex, dps + 15)) if ex is not None
-                                else _moment_numeric(p, n, y, dps))
+                                else _moment_numeric(p, n, y, dps, quadrature))
         return cache[(side, n)]
 
     out = []
