@@ -490,27 +490,44 @@ class _Problem:
         self.p = p
         self.funcs = [p.plus] if sympy.expand(p.plus - p.minus) == 0 else [p.plus, p.minus]
         self.deltas = {m: _num(a) for m, a in p.deltas.items()}
-        self._series: dict[int, list[list[_Num]]] = {}
+        self._series: list[list[_Num]] = []
+        self._scaled: dict[tuple[int, int, int], dict] = {}
 
     def series(self, n: int) -> list[list[_Num]]:
-        if n not in self._series:
-            self._series[n] = [taylor(f, n) for f in self.funcs]
-        return self._series[n]
+        """The first ``n`` Taylor coefficients of each function.
+
+        Truncated series arithmetic is exact, so the first n coefficients of a longer
+        expansion are those of the length-n one: one expansion (grown by doubling) serves
+        every ``n``.
+        """
+        have = len(self._series[0]) if self._series else 0
+        if n > have:
+            self._series = [taylor(f, max(n, 2 * have)) for f in self.funcs]
+            self._scaled.clear()
+        return [f[:n] for f in self._series]
+
+    def _scaled_coefficient(self, which: int, m: int, i: int) -> dict:
+        """{key: q} of m!/(m-i)! f_m of function ``which``: d^i f at u^(m-i), split by key."""
+        got = self._scaled.get((which, m, i))
+        if got is None:
+            factor = math.perm(m, i)
+            got = {k: v * factor for k, v in self._series[which][m].t.items()}
+            self._scaled[(which, m, i)] = got
+        return got
 
     def rows(self, order: int, degree: int, nterms: int) -> list[list[Fraction]]:
         unknowns = [(i, j) for i in range(order + 1) for j in range(degree + 1)]
         series = self.series(nterms)
-        eqs: list[list[_Num]] = []
-        for f in series:  # Q f = 0 coefficient of u^k, k = 0 .. nterms - 1 - order
+        zero = Fraction(0)
+        out: list[list[Fraction]] = []
+        for which in range(len(series)):
+            # Q f = 0: coefficient of u^k, k = 0 .. nterms - 1 - order, split by constant key
             for k in range(nterms - order):
-                row = []
-                for i, j in unknowns:
-                    if k < j:
-                        row.append(_ZERO)
-                    else:
-                        m = k - j + i
-                        row.append(f[m].scale(math.perm(m, i)))
-                eqs.append(row)
+                cols = [None if k < j else self._scaled_coefficient(which, k - j + i, i)
+                        for i, j in unknowns]
+                keys = {key for c in cols if c for key in c}
+                for key in keys:
+                    out.append([zero if c is None else c.get(key, zero) for c in cols])
         # singular part at 0: Q (Y g) + Q (sum a_m delta^(m))
         g = [a - b for a, b in zip(series[0], series[-1], strict=True)]
         top = order + max(self.deltas, default=0) + 1
@@ -527,9 +544,7 @@ class _Problem:
                 if j <= p_:  # u^j delta^(p) = (-1)^j p!/(p-j)! delta^(p-j)
                     sing[p_ - j][col] = sing[p_ - j][col] + val.scale(
                         (-1) ** j * math.perm(p_, j))
-        eqs.extend(sing)
-        out: list[list[Fraction]] = []
-        for row in eqs:
+        for row in sing:
             keys = {k for v in row for k in v.t}
             for key in keys:
                 out.append([v.t.get(key, Fraction(0)) for v in row])
