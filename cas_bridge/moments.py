@@ -103,7 +103,7 @@ class QuadratureCache:
 
     def __init__(self) -> None:
         self._functions: dict[sympy.Expr, object] = {}
-        self._tables: dict[tuple[object, ...], dict[tuple[int, mpmath.mpf], tuple]] = {}
+        self._tables: dict[tuple[object, ...], dict[tuple[int, tuple], tuple]] = {}
 
     def function(self, f: sympy.Expr):
         """``f`` lambdified for mpmath (once per expression)."""
@@ -112,7 +112,7 @@ class QuadratureCache:
         return self._functions[f]
 
     def table(self, f: sympy.Expr, side: int, y: mpmath.mpf) -> dict:
-        """The node table of (f, side, y): (precision, t) -> (f(side t), exp(y t^2))."""
+        """The node table of (f, side, y): (precision, raw t) -> (f(side t), exp(y t^2))."""
         return self._tables.setdefault((f, side, y), {})
 
 
@@ -129,7 +129,7 @@ def _quad_half(
 
     def integrand(t):
         x = side * t
-        key = (mpmath.mp.prec, t)
+        key = (mpmath.mp.prec, t._mpf_)
         got = table.get(key)
         if got is None:
             got = table[key] = (fn(x), mpmath.exp(y * t * t))
