@@ -158,8 +158,14 @@ def evaluate_dual(
     method: str = "auto",
     rtol: float = 1e-12,
     options: dict | None = None,
+    distances: bool = True,
 ) -> DualResult:
-    """The dual ``key`` at every covariance of ``cov`` (see the module docstring)."""
+    """The dual ``key`` at every covariance of ``cov`` (see the module docstring).
+
+    With ``distances=False`` only the values are wanted (``to_same``/``to_opposite`` are
+    then the plain differences): near rho = +-1 a direct value that meets ``rtol`` is kept
+    without computing Price's integral.
+    """
     integrator = choose_integrator(activation, key, method)
     options = options or {}
     if not integrator.exact:
@@ -183,51 +189,76 @@ def evaluate_dual(
         res = integrator.evaluate(activation, key, cov.take(direct), rtol=rtol, **options)
         values[direct] = res.values
         error[direct] = res.error
-    # near rho = +-1 a cheap direct value (where the integrator offers one) competes with
-    # Price's (below), which loses digits to cancellation where E << E(rho = +-1)
-    error[use_price] = np.inf
-    try_evaluate = getattr(integrator, "try_evaluate", None)
-    homogeneous = activation.pair_homogeneity(key) is not None
-    if np.any(use_price) and try_evaluate is not None and not options and not homogeneous:
-        res = try_evaluate(activation, key, cov.take(use_price), rtol=rtol)
-        values[use_price] = np.where(np.isfinite(res.error), res.values, 0.0)
-        error[use_price] = np.where(np.isfinite(res.error), res.error, np.inf)
     to_same = same - values
     to_opposite = values - opposite
-    if np.any(use_price):
-        idx = np.flatnonzero(use_price)
+    idx = np.flatnonzero(use_price)
+    error[idx] = np.inf
+    if not distances and idx.size:
+        # only the values are wanted: a cheap float value first, where it is accurate
+        idx = _compete(integrator, activation, key, cov, idx, values, error, rtol, options,
+                       ("try_evaluate",))
+    if idx.size:
         sub = cov.take(idx)
         near0 = theta[idx] < pi / 2
-        # integrate over the angle to the nearer end: theta near 0, psi = pi - theta near pi
-        width = np.where(near0, theta[idx], sub.psi)
-        ang = 0.5 * width[:, None] * (_GL_X[None, :] + 1.0)
-        sab = np.sqrt(sub.a * sub.b)
-        a_n = np.repeat(sub.a, PRICE_NODES)
-        b_n = np.repeat(sub.b, PRICE_NODES)
-        s = np.sin(ang).ravel()
-        sign = np.repeat(np.where(near0, 1.0, -1.0), PRICE_NODES)
-        nodes = Covariances(
-            a_n, b_n, sign * np.repeat(sab, PRICE_NODES) * np.cos(ang).ravel(), a_n * b_n * s * s
-        )
-        d = integrator.evaluate(activation, "dsds", nodes, rtol=rtol, **options)
-        integrand = (s * d.values).reshape(-1, PRICE_NODES)
-        integral = sab * 0.5 * width * (integrand @ _GL_W)
-        err = sab * 0.5 * width * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
+        node_eval = integrator.evaluate if distances else getattr(
+            integrator, "try_evaluate", integrator.evaluate)
+        integral, err = _price_integral(node_eval, activation, sub, near0, rtol, options)
         vals = np.where(near0, same[idx] - integral, opposite[idx] + integral)
         end = np.abs(np.where(near0, same[idx], opposite[idx]))
         err = err + end * _COLLINEAR_RTOL
-        # keep the integrator's value where its error estimate is smaller
-        better = err <= error[idx]
-        chosen = np.where(better, vals, values[idx])
-        # the Price integral is the accurate distance to the nearer collinear value: the
-        # deep-kernel determinant needs it even where the direct value is the better value
-        to_same[idx] = np.where(near0, integral, same[idx] - chosen)
-        to_opposite[idx] = np.where(near0, chosen - opposite[idx], integral)
-        values[idx[better]] = vals[better]
-        error[idx[better]] = err[better]
+        values[idx] = vals
+        error[idx] = err
+        # where Price's value cancels (E << E(rho = +-1)) the direct value competes: first
+        # the cheap float one (where the integrator offers it), then the full evaluation
+        _compete(integrator, activation, key, cov, idx, values, error, rtol, options,
+                 ("try_evaluate", "evaluate") if distances else ("evaluate",))
+        if distances:
+            # the Price integral is the accurate distance to the nearer collinear value: the
+            # deep-kernel determinant needs it even where the direct value is the better one
+            chosen = values[idx]
+            to_same[idx] = np.where(near0, integral, same[idx] - chosen)
+            to_opposite[idx] = np.where(near0, chosen - opposite[idx], integral)
     if not np.all(np.isfinite(values) | np.isinf(same) | np.isinf(opposite)):
         raise ArithmeticError("internal error: a dual value is NaN")
     return DualResult(values, error, to_same, to_opposite, integrator.name)
+
+
+def _price_integral(node_eval, activation, sub: Covariances, near0, rtol, options):
+    """sqrt(ab) int sin(phi) E'(phi) dphi over the angle to the nearer end (Gauss-Legendre),
+    and its error estimate from the integrator's node errors."""
+    width = np.where(near0, sub.theta, sub.psi)
+    ang = 0.5 * width[:, None] * (_GL_X[None, :] + 1.0)
+    sab = np.sqrt(sub.a * sub.b)
+    a_n = np.repeat(sub.a, PRICE_NODES)
+    b_n = np.repeat(sub.b, PRICE_NODES)
+    s = np.sin(ang).ravel()
+    sign = np.repeat(np.where(near0, 1.0, -1.0), PRICE_NODES)
+    nodes = Covariances(
+        a_n, b_n, sign * np.repeat(sab, PRICE_NODES) * np.cos(ang).ravel(), a_n * b_n * s * s
+    )
+    d = node_eval(activation, "dsds", nodes, rtol=rtol, **options)
+    d_values = np.where(np.isfinite(d.error), d.values, 0.0)
+    integrand = (s * d_values).reshape(-1, PRICE_NODES)
+    integral = sab * 0.5 * width * (integrand @ _GL_W)
+    err = sab * 0.5 * width * ((np.abs(s) * d.error).reshape(-1, PRICE_NODES) @ _GL_W)
+    return integral, err
+
+
+def _compete(integrator, activation, key, cov, idx, values, error, rtol, options, attempts):
+    """Replace values[idx] by the integrator's direct values where their error estimate is
+    smaller, trying ``attempts`` (method names) in turn on the targets still missing
+    ``rtol``; returns the indices still missing it."""
+    weak = idx[~(error[idx] <= rtol * np.abs(values[idx]))]
+    for attempt in attempts:
+        run = getattr(integrator, attempt, None)
+        if run is None or weak.size == 0 or (attempt == "try_evaluate" and options):
+            continue
+        res = run(activation, key, cov.take(weak), rtol=rtol, **options)
+        ok = np.isfinite(res.error) & (res.error < error[weak])
+        values[weak[ok]] = res.values[ok]
+        error[weak[ok]] = res.error[ok]
+        weak = weak[~(error[weak] <= rtol * np.abs(values[weak]))]
+    return weak
 
 
 def _available_keys(activation: Activation, integrator: Integrator) -> set[str]:
@@ -289,7 +320,9 @@ def dual(
         raise InvalidInputError(f"a, b and c must be numbers or arrays: {exc}") from exc
     shape = arrays[0].shape
     cov = Covariances.from_arrays(*arrays)
-    res = evaluate_dual(act, key, cov, method=method, rtol=rtol, options=options)
+    res = evaluate_dual(
+        act, key, cov, method=method, rtol=rtol, options=options, distances=False
+    )
     values = res.values.astype(float).reshape(shape)
     if return_error:
         return values, res.error.reshape(shape)

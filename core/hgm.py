@@ -56,10 +56,14 @@ def base_covariance(system: PfaffianSystem) -> tuple[float, float, np.ndarray]:
 
 
 def diagonal_path(
-    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float
+    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """G at diag(a, b) for a batch, from the base point; returns (G, error estimate)."""
+    """G at diag(a, b) for a batch, from the base point; returns (G, error estimate).
+
+    ``probe`` perturbs the initial vector (relative, see :func:`perturbed`)."""
     a0, b0, g0 = base_covariance(system)
+    if probe:
+        g0 = perturbed(g0, probe)
     la, lb = np.log(a / a0), np.log(b / b0)
     zeros = np.zeros_like(a)
 
@@ -178,6 +182,16 @@ class _Trajectory:
 
 
 _TRAJECTORIES: dict[int, tuple[PfaffianSystem, dict]] = {}
+#: Relative perturbations of the start vector of the looser of two solves (a probe of the
+#: amplification of rounding errors, ~100 ulp of the working precision).
+_SWEEP_PROBE = 1e-17
+_PAIRS_PROBE = 1e-14
+
+
+def perturbed(g: np.ndarray, relative: float) -> np.ndarray:
+    """g with component i scaled by 1 + (-1)^i ``relative`` (last axis)."""
+    signs = np.where(np.arange(g.shape[-1]) % 2 == 0, 1.0, -1.0).astype(g.dtype)
+    return g * (1 + signs * g.dtype.type(relative))
 
 
 def _trajectories(system: PfaffianSystem, tight: float) -> dict:
@@ -188,8 +202,11 @@ def _trajectories(system: PfaffianSystem, tight: float) -> dict:
     cache = entry[1]
     if tight not in cache:
         g_half = sweep_start(system)
+        # the looser trajectory starts from a perturbed vector, so that the difference of
+        # the two also measures how much the rounding of the start is amplified
+        probe = perturbed(g_half, _SWEEP_PROBE)
         cache[tight] = {
-            (tol, side): _Trajectory(system, g_half, tol, side)
+            (tol, side): _Trajectory(system, g_half if tol == tight else probe, tol, side)
             for tol in (10 * tight, tight)
             for side in (True, False)
         }
@@ -266,8 +283,10 @@ def solve_by_pairs(
     (theta = pi/2) the ODE in the angle (theta below pi/2, psi = pi - theta above, so
     that det = ab sin^2 stays exact) is integrated once per side, down to the smallest
     target angle; every target is read off the dense output (order 7).  Both legs are
-    solved at tolerance ``rtol / 100`` and again at ``rtol / 10``; the error estimate is the
-    difference of the two plus the accumulated local error of the tighter solves.
+    solved at tolerance ``rtol / 100`` and again at ``rtol / 10`` from an initial vector
+    perturbed by 1e-14 (relative); the error estimate is the difference of the two plus
+    the accumulated local error of the tighter solves, so it also covers the amplification
+    of rounding errors where the wanted value is small compared with the other solutions.
 
     Near rho = +-1 the float64 connection can become too noisy to integrate (the solver
     stalls); targets beyond that point are then solved by :func:`solve_generic` or, with
@@ -288,7 +307,8 @@ def solve_by_pairs(
     reached = np.ones(n, dtype=bool)
     results = []
     for tol in (rtol / 100, rtol / 10):
-        g_half, e_half = diagonal_path(system, pa, pb, rtol=tol)
+        probe = _PAIRS_PROBE if tol == rtol / 10 else 0.0
+        g_half, e_half = diagonal_path(system, pa, pb, rtol=tol, probe=probe)
         vals = np.full(n, np.nan)
         errs = e_half[inverse].copy()
         for lower in (True, False):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from hgmntk.continuation import precise_values
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
 from hgmntk.hgm import angle_sweep, solve_by_pairs
@@ -40,8 +41,10 @@ class HolonomicGradient(Integrator):
     """The holonomic gradient method: the Pfaffian ODE from the base point to each target.
 
     Positively homogeneous pairs are solved on one trajectory in the angle theta
-    (:func:`hgmntk.hgm.angle_sweep`); others on a batched path per target
-    (:func:`hgmntk.hgm.solve_generic`), vectorised over targets.
+    (:func:`hgmntk.hgm.angle_sweep`); others on one angle trajectory per distinct (a, b)
+    (:func:`hgmntk.hgm.solve_by_pairs`), vectorised over targets, in floating point.  Every
+    target whose error estimate misses the tolerance is redone on the precise path
+    (:mod:`hgmntk.continuation`: exact connection, Taylor series in arbitrary precision).
     """
 
     name = "hgm"
@@ -67,15 +70,38 @@ class HolonomicGradient(Integrator):
             res = angle_sweep(system, cov.theta, cov.psi, rtol=rtol)
             k1, k2 = degrees
             scale = half_power(cov.a, k1) * half_power(cov.b, k2)
-            return IntegratorResult(res.values * scale, res.error * scale)
-        return self._generic(system, cov, rtol, chunk, partial=False)
+            result = IntegratorResult(res.values * scale, res.error * scale)
+        else:
+            result = self._generic(system, cov, rtol, chunk, partial=True)
+        return self._make_precise(activation, key, cov, result, rtol)
+
+    @staticmethod
+    def _make_precise(activation, key, cov, result, rtol):
+        """Redo, on the precise path (:mod:`hgmntk.continuation`), every target whose
+        float estimate misses the tolerance (or that the float path could not reach)."""
+        values, error = result.values, result.error
+        bad = ~(error <= rtol * np.abs(values)) & ~(error == 0)
+        if np.any(bad):
+            idx = np.flatnonzero(bad)
+            sub = cov.take(idx)
+            vals, errs = precise_values(activation, key, sub, rtol=rtol, dtype=values.dtype)
+            values = values.copy()
+            error = error.copy()
+            values[idx] = vals
+            error[idx] = errs
+        return IntegratorResult(values, error)
 
     def try_evaluate(self, activation, key, cov, *, rtol):
-        """Like :meth:`evaluate`, but NaN with an infinite error estimate where the
-        trajectory cannot reach a target cheaply (near rho = +-1); never slow."""
-        if activation.pair_homogeneity(key) is not None:
-            return self.evaluate(activation, key, cov, rtol=rtol)
-        return self._generic(activation.duals[key], cov, rtol, 4096, partial=True)
+        """Like :meth:`evaluate`, but NaN with an infinite error estimate where the float
+        paths cannot reach a target or miss the tolerance (near rho = +-1); never slow."""
+        system = activation.duals[key]
+        degrees = activation.pair_homogeneity(key)
+        if degrees is not None:
+            res = angle_sweep(system, cov.theta, cov.psi, rtol=rtol)
+            k1, k2 = degrees
+            scale = half_power(cov.a, k1) * half_power(cov.b, k2)
+            return IntegratorResult(res.values * scale, res.error * scale)
+        return self._generic(system, cov, rtol, 4096, partial=True)
 
     @staticmethod
     def _generic(system, cov, rtol, chunk, partial):

@@ -1,0 +1,102 @@
+"""The precise HGM path (arbitrary-precision continuation) against closed forms and mpmath."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+
+import hgmntk
+from hgmntk.continuation import consistent_c, continue_to, precise_values
+from hgmntk.covariance import Covariances
+from hgmntk.dual_activation import get_activation
+from hgmntk.errors import IntegrationError
+
+
+@pytest.fixture(autouse=True)
+def _digits():
+    with mpmath.workdps(50):
+        yield
+
+
+def _mp(x) -> mpmath.mpf:
+    return mpmath.mpf(x.mid().str(45, radius=False))
+
+
+def _relu_exact(a, b, c) -> mpmath.mpf:
+    """E[relu(u) relu(v)] = sqrt(ab) (sin t + (pi - t) cos t) / (2 pi), exact inputs."""
+    with mpmath.workdps(50):
+        a, b, c = (mpmath.mpf(Fraction(v).numerator) / Fraction(v).denominator for v in (a, b, c))
+        t = mpmath.acos(c / mpmath.sqrt(a * b))
+        return mpmath.sqrt(a * b) * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (
+            2 * mpmath.pi
+        )
+
+
+@pytest.mark.parametrize(
+    "a, b, c",
+    [(1.0, 1.0, 0.3), (1e-4, 3.0, -0.0173), (2.0, 0.5, 0.99999999), (100.0, 1.0, -9.99999)],
+)
+def test_relu_against_closed_form(a, b, c):
+    val, err = continue_to(get_activation("relu"), "ss", a, b, c)
+    ref = _relu_exact(a, b, c)
+    assert abs(_mp(val) - ref) <= 1e-25 * abs(ref)
+    assert err <= 1e-20 * abs(float(ref))
+
+
+def test_sin_at_large_variance():
+    # E[sin u sin v] = exp(-(a + b)/2) sinh(c): the float paths lose 1e-8 here
+    a = b = 100.0
+    c = 90.0
+    val, _ = continue_to(get_activation("sin"), "ss", a, b, c)
+    with mpmath.workdps(40):
+        ref = mpmath.exp(-(a + b) / 2) * mpmath.sinh(c)
+        assert abs(_mp(val) - ref) <= 1e-30 * ref
+
+
+def test_subdominant_value_of_rectified_cube():
+    # u^3 Y(u) at rho -> -1: the value is ~1e-17 of the other solutions of the system
+    act = get_activation("relu3")
+    a, b, c = 1.0, 2.0, -0.99999 * np.sqrt(2.0)
+    val, _ = continue_to(act, "ss", a, b, c)
+    with mpmath.workdps(40):
+        A, B, C = (mpmath.mpf(Fraction(v).numerator) / Fraction(v).denominator for v in (a, b, c))
+        r = C / mpmath.sqrt(A * B)
+        s = mpmath.sqrt(1 - r * r)
+        inner = lambda z1: mpmath.quad(  # noqa: E731
+            lambda z2: (r * z1 + s * z2) ** 3 * mpmath.npdf(z2), [-r * z1 / s, mpmath.inf]
+        )
+        ref = (A * B) ** mpmath.mpf(1.5) * mpmath.quad(
+            lambda z1: z1**3 * mpmath.npdf(z1) * inner(z1), [0, mpmath.inf]
+        )
+    assert abs(_mp(val) - ref) <= 1e-12 * abs(ref)
+
+
+def test_consistent_c_recomputes_c_from_the_determinant():
+    a, b = 3.0, 0.01
+    det = 2e-13
+    c = consistent_c(a, b, 0.17, det)
+    assert abs(Fraction(a) * Fraction(b) - c * c - Fraction(det)) < Fraction(1, 10**45)
+    assert consistent_c(a, b, 0.01, 0.03 - 1e-4) == Fraction(0.01)
+    assert consistent_c(a, b, -0.17, det) == -c
+
+
+def test_precise_values_batch_and_dtype():
+    cov = Covariances.from_arrays(
+        np.array([1.0, 2.0], dtype=np.longdouble),
+        np.array([1.0, 0.5], dtype=np.longdouble),
+        np.array([0.5, -0.99], dtype=np.longdouble),
+    )
+    vals, errs = precise_values(get_activation("relu"), "ss", cov, rtol=1e-14,
+                                dtype=np.longdouble)
+    assert vals.dtype == np.longdouble
+    closed = hgmntk.dual("relu", [1.0, 2.0], [1.0, 0.5], [0.5, -0.99], method="closed")
+    assert np.allclose(vals.astype(float), closed, rtol=1e-15, atol=0)
+    assert np.all(errs < 1e-25)
+
+
+def test_not_positive_definite_is_refused():
+    with pytest.raises(IntegrationError, match="positive definite"):
+        continue_to(get_activation("relu"), "ss", 1.0, 1.0, 1.0)
