@@ -155,30 +155,33 @@ def _base_vector(conn: ExactConnection) -> flint.arb_mat:
 _STARTS: dict[tuple, tuple[str, ...]] = {}
 
 
-def diagonal_vector(activation, key: str, a: float, b: float, digits: int) -> flint.arb_mat:
-    """G at diag(a, b) from one-dimensional moments, to ``digits`` digits.
+def base_vector(activation, key: str, digits: int) -> flint.arb_mat:
+    """G at the system's base point from one-dimensional moments, to ``digits`` digits.
 
-    With x12 = 0 the integrand of Ehat factorises, d11^i d12^j d22^k Ehat =
-    2^j M1_(2i+j)(x11) M2_(2k+j)(x22) with M_n(y) = int u^n s(u) e^(y u^2) du,
-    x11 = -1/(2a), x22 = -1/(2b) (:func:`hgmntk.cas_bridge.moments.initial_values`).
+    At the base point x12 = 0 the integrand of Ehat factorises,
+    d11^i d12^j d22^k Ehat = 2^j M1_(2i+j)(x11) M2_(2k+j)(x22) with
+    M_n(y) = int u^n s(u) e^(y u^2) du (:func:`hgmntk.cas_bridge.moments.initial_values`);
+    the stored initial values carry 40 digits, targets that amplify their rounding beyond
+    that need more.
     """
     import sympy
 
     from .cas_bridge.moments import initial_values
 
     system = activation.duals[key]
-    cache_key = (activation.name, activation.expression, key, a, b, digits)
+    cache_key = (activation.name, activation.expression, key, digits)
     if cache_key not in _STARTS:
+        u = sympy.Symbol("u", real=True)
         sides = {"s": activation.expression, "ds": activation.derivative}
-        s1, s2 = (sympy.sympify(sides[side], locals={"u": sympy.Symbol("u", real=True)})
-                  for side in system.pair)
-        x11 = -1 / (2 * sympy.Rational(*Fraction(a).as_integer_ratio()))
-        x22 = -1 / (2 * sympy.Rational(*Fraction(b).as_integer_ratio()))
-        decimals, _ = initial_values(s1, s2, system.standard_monomials, (x11, 0, x22), digits)
+        s1, s2 = (sympy.sympify(sides[side], locals={"u": u}) for side in system.pair)
+        point = tuple(sympy.Rational(str(parse_number(v))) for v in system.base_point)
+        decimals, _ = initial_values(s1, s2, system.standard_monomials, point, digits)
         _STARTS[cache_key] = tuple(decimals)
-    ax, bx = _fmpq(Fraction(a)), _fmpq(Fraction(b))
-    scale = 1 / (2 * flint.arb.pi() * (flint.arb(ax) * flint.arb(bx)).sqrt())
-    return flint.arb_mat(system.rank, 1, [flint.arb(v) * scale for v in _STARTS[cache_key]]).mid()
+    x11, x22 = flint.arb(system.base_point[0]), flint.arb(system.base_point[2])
+    scale = (x11 * x22).sqrt() / flint.arb.pi()
+    return flint.arb_mat(
+        system.rank, 1, [flint.arb(v) * scale for v in _STARTS[cache_key]]
+    ).mid()
 
 
 def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint.arb_mat:
@@ -324,11 +327,10 @@ def continue_to(
     initial values (40 digits); the value is computed twice, at a working precision chosen
     from the path's singular points and at 64 bits more with the initial vector perturbed
     by 1e-38 (relative), and accepted when the two agree to ``rtol / 100``.  When the
-    initial values are not accurate enough for the target (an amplification beyond
-    1e25), the path starts at diag(a, b) instead, from one-dimensional moments computed to
-    the working precision (:func:`diagonal_vector`), and runs along c; the two precisions
-    (moments included) then move up :data:`PRECISIONS` until they agree.  The error
-    estimate is the difference of the accepted pair.
+    stored initial values are not accurate enough for the target (an amplification beyond
+    1e24), they are recomputed from one-dimensional moments to the working precision
+    (:func:`base_vector`), and pairs of precisions (moments included) move up until two
+    consecutive ones agree.  The error estimate is the difference of the accepted pair.
     """
     old = flint.ctx.prec
     flint.ctx.prec = 2048  # values and differences are handled at full width
@@ -353,14 +355,13 @@ def _continue_to(activation, key, a, b, c, rtol, det):
     diff = abs(v1 - v2)
     if diff <= abs(v2) * (rtol / 100):
         return v2, float(diff.mid())
-    path = conn.along((Fraction(a), Fraction(b)), (a, b, c))
-    first = _start_precision(path, _cancellation_digits(conn, path))
+    first = max(prec + 64, 256)
     prev = None
     for prec in [first, first + 64, 2 * first + 64, 4 * first]:
         old = flint.ctx.prec
         flint.ctx.prec = prec
         try:
-            g0 = diagonal_vector(activation, key, a, b, int(prec * 0.302) + 5)
+            g0 = base_vector(activation, key, int(prec * 0.302) + 5)
         finally:
             flint.ctx.prec = old
         val = _continue(conn, path, g0, prec)[0, 0]

@@ -173,17 +173,25 @@ def evaluate_dual(
     n = len(cov)
     values = np.zeros(n, dtype=cov.a.dtype)
     error = np.zeros(n)
-    same = collinear_values(activation, key, cov.a, cov.b, 1.0)
-    opposite = collinear_values(activation, key, cov.a, cov.b, -1.0)
     singular = (cov.det <= 0) | (cov.a <= 0) | (cov.b <= 0)
     theta = cov.theta
     pi = np.arctan2(np.zeros((), dtype=theta.dtype), -np.ones((), dtype=theta.dtype))
+    price_possible = (
+        integrator.exact and key == "ss" and "dsds" in _available_keys(activation, integrator)
+    )
+    near_end = price_possible & ((theta < PRICE_ANGLE) | (theta > pi - PRICE_ANGLE))
+    # collinear values (one 1-D integral per (a, b) for non-homogeneous activations) where
+    # they are used: singular targets, Price's, and the distances the deep kernels need
+    wanted = singular | near_end | (distances and key == "ss")
+    same = np.full(n, np.nan, dtype=values.dtype)
+    opposite = np.full(n, np.nan, dtype=values.dtype)
+    if np.any(wanted):
+        same[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], 1.0)
+        opposite[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], -1.0)
     at_same = singular & (cov.c >= 0)
     values[at_same] = same[at_same]
     values[singular & ~at_same] = opposite[singular & ~at_same]
-    use_price = np.zeros(n, dtype=bool)
-    if integrator.exact and key == "ss" and "dsds" in _available_keys(activation, integrator):
-        use_price = ~singular & ((theta < PRICE_ANGLE) | (theta > pi - PRICE_ANGLE))
+    use_price = ~singular & near_end
     direct = ~singular & ~use_price
     if np.any(direct):
         res = integrator.evaluate(activation, key, cov.take(direct), rtol=rtol, **options)
