@@ -145,11 +145,11 @@ def exact_connection(system: PfaffianSystem) -> ExactConnection:
     return entry[1]
 
 
-def _base_vector(conn: ExactConnection) -> flint.arb_mat:
-    """G at the system's base point, from its stored initial values (40 digits)."""
-    x11, x22 = flint.arb(conn.base_point[0]), flint.arb(conn.base_point[2])
+def _normalised(base_point, values) -> flint.arb_mat:
+    """G = F sqrt(x11 x22) / pi at a base point (x11, 0, x22) from F (decimal strings)."""
+    x11, x22 = flint.arb(base_point[0]), flint.arb(base_point[2])
     scale = (x11 * x22).sqrt() / flint.arb.pi()
-    return flint.arb_mat(conn.rank, 1, [flint.arb(v) * scale for v in conn.initial]).mid()
+    return flint.arb_mat(len(values), 1, [flint.arb(v) * scale for v in values]).mid()
 
 
 _STARTS: dict[tuple, tuple[str, ...]] = {}
@@ -177,11 +177,7 @@ def base_vector(activation, key: str, digits: int) -> flint.arb_mat:
         point = tuple(sympy.Rational(str(parse_number(v))) for v in system.base_point)
         decimals, _ = initial_values(s1, s2, system.standard_monomials, point, digits)
         _STARTS[cache_key] = tuple(decimals)
-    x11, x22 = flint.arb(system.base_point[0]), flint.arb(system.base_point[2])
-    scale = (x11 * x22).sqrt() / flint.arb.pi()
-    return flint.arb_mat(
-        system.rank, 1, [flint.arb(v) * scale for v in _STARTS[cache_key]]
-    ).mid()
+    return _normalised(system.base_point, _STARTS[cache_key])
 
 
 def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint.arb_mat:
@@ -266,19 +262,15 @@ def _to_float(x: flint.arb, dtype) -> np.floating:
     )
 
 
-def _start_precision(path, powers_of_roots: float) -> int:
+def _start_precision(conn: ExactConnection, path) -> int:
     """A working precision (bits) for a path: the entries of N / D reach D_0^-1 ~ dist^-p
     near the end, where dist is the distance of t = 1 to the nearest singular point and p
     the largest pole order, and the result is their cancellation; 30 digits on top."""
-    digits = 30 + powers_of_roots
-    return int(64 * np.ceil(digits * 3.33 / 64))
-
-
-def _cancellation_digits(conn: ExactConnection, path) -> float:
     _, _, roots = path
     p = max(conn.powers.values(), default=1)
     dist = min((abs(z - 1) for z in roots), default=1.0)
-    return p * max(0.0, -np.log10(max(dist, 1e-300)))
+    digits = 30 + p * max(0.0, -np.log10(max(dist, 1e-300)))
+    return int(64 * np.ceil(digits * 3.33 / 64))
 
 
 def _perturbed(g: flint.arb_mat, relative: float) -> flint.arb_mat:
@@ -348,8 +340,8 @@ def _continue_to(activation, key, a, b, c, rtol, det):
     system = activation.duals[key]
     conn = exact_connection(system)
     path = conn.along((conn.a0, conn.b0), (a, b, c))
-    prec = _start_precision(path, _cancellation_digits(conn, path))
-    g_base = _base_vector(conn)
+    prec = _start_precision(conn, path)
+    g_base = _normalised(conn.base_point, conn.initial)  # the stored 40 digits
     v1 = _continue(conn, path, g_base, prec)[0, 0]
     v2 = _continue(conn, path, _perturbed(g_base, 1e-38), prec + 64)[0, 0]
     diff = abs(v1 - v2)

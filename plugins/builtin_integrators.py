@@ -64,15 +64,7 @@ class HolonomicGradient(Integrator):
         return None
 
     def evaluate(self, activation, key, cov, *, rtol, chunk=4096):
-        system = activation.duals[key]
-        degrees = activation.pair_homogeneity(key)
-        if degrees is not None:
-            res = angle_sweep(system, cov.theta, cov.psi, rtol=rtol)
-            k1, k2 = degrees
-            scale = half_power(cov.a, k1) * half_power(cov.b, k2)
-            result = IntegratorResult(res.values * scale, res.error * scale)
-        else:
-            result = self._generic(system, cov, rtol, chunk, partial=True)
+        result = self._float_values(activation, key, cov, rtol, chunk)
         return self._make_precise(activation, key, cov, result, rtol)
 
     @staticmethod
@@ -94,6 +86,12 @@ class HolonomicGradient(Integrator):
     def try_evaluate(self, activation, key, cov, *, rtol):
         """Like :meth:`evaluate`, but NaN with an infinite error estimate where the float
         paths cannot reach a target or miss the tolerance (near rho = +-1); never slow."""
+        return self._float_values(activation, key, cov, rtol, 4096)
+
+    @staticmethod
+    def _float_values(activation, key, cov, rtol, chunk):
+        """The float paths: the angle sweep for homogeneous pairs, else one angle
+        trajectory per (a, b) in chunks; unreached targets get NaN and an infinite error."""
         system = activation.duals[key]
         degrees = activation.pair_homogeneity(key)
         if degrees is not None:
@@ -101,16 +99,12 @@ class HolonomicGradient(Integrator):
             k1, k2 = degrees
             scale = half_power(cov.a, k1) * half_power(cov.b, k2)
             return IntegratorResult(res.values * scale, res.error * scale)
-        return self._generic(system, cov, rtol, 4096, partial=True)
-
-    @staticmethod
-    def _generic(system, cov, rtol, chunk, partial):
         cov = cov.astype(float)
         values = np.empty(len(cov))
         error = np.empty(len(cov))
         for start in range(0, len(cov), int(chunk)):
             sl = slice(start, start + int(chunk))
-            res = solve_by_pairs(system, cov.take(sl), rtol=rtol, partial=partial)
+            res = solve_by_pairs(system, cov.take(sl), rtol=rtol, partial=True)
             values[sl] = res.values
             error[sl] = res.error
         return IntegratorResult(values, error)
