@@ -29,6 +29,7 @@ and the stiffness near det L = 0, where float64 step sizes collapse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,7 +40,6 @@ from .errors import IntegrationError
 from .system import PfaffianSystem, parse_number
 
 _CTX = flint.fmpq_mpoly_ctx.get(("a", "b", "c"), "lex")
-_CT = flint.fmpq_mpoly_ctx.get(("t",), "lex")
 _MAX_STEPS = 5000
 
 
@@ -52,27 +52,57 @@ def _to_mpoly(poly) -> flint.fmpq_mpoly:
     return _CTX.from_dict({m: _fmpq(c) for m, c in poly.terms.items()})
 
 
-def _to_upoly(poly) -> flint.fmpq_poly:
-    terms = poly.to_dict()
-    if not terms:
-        return flint.fmpq_poly([])
-    coeffs = [flint.fmpq(0)] * (max(m[0] for m in terms) + 1)
-    for m, c in terms.items():
-        coeffs[m[0]] = c
+_ZCTX = flint.fmpz_mpoly_ctx.get(("a", "b", "c"), "lex")
+
+
+def _homogeneous_parts(poly: flint.fmpq_mpoly) -> list[tuple[flint.fmpz_mpoly, int] | None]:
+    """The homogeneous components H_n of ``poly`` by total degree n, each as an integer
+    polynomial and its denominator, H_n = Z_n / q_n (None for a zero component)."""
+    parts: dict[int, dict] = {}
+    for mono, coef in poly.to_dict().items():
+        parts.setdefault(sum(mono), {})[mono] = coef
+    out: list[tuple[flint.fmpz_mpoly, int] | None] = []
+    for n in range(max(parts, default=-1) + 1):
+        terms = parts.get(n)
+        if not terms:
+            out.append(None)
+            continue
+        q = 1
+        for c in terms.values():
+            q = math.lcm(q, int(c.q))
+        out.append((_ZCTX.from_dict({m: int(c * q) for m, c in terms.items()}), q))
+    return out
+
+
+def _along_line(parts: list, direction: tuple[flint.fmpz, ...], scale: int) -> flint.fmpq_poly:
+    """P(start + t d) as a polynomial in t, from the homogeneous components H_n of
+    P(start + w): the coefficient of t^n is H_n(d) = Z_n(D) / (q_n Q^n) for d = D / Q
+    (D integers; integer evaluation is several times faster than rational)."""
+    coeffs = []
+    power = 1
+    for part in parts:
+        coeffs.append(0 if part is None else flint.fmpq(part[0](*direction), part[1] * power))
+        power *= scale
     return flint.fmpq_poly(coeffs)
 
 
 @dataclass
 class ExactConnection:
-    """Q_a, Q_b, Q_c over one common denominator const * prod_k f_k^e_k, as flint polynomials.
+    """Q_a, Q_b, Q_c over one common denominator const * prod_k f_k^e_k, as flint polynomials,
+    shifted to the base point and split into homogeneous parts.
 
-    ``numerators[v][i][j]`` is None for a zero entry.
+    With w = (alpha, beta, gamma) and L = (a0 + alpha, b0 + beta, gamma), the numerator of
+    the connection along the segment from diag(a0, b0) in direction d = (da, db, dc) is
+    N(t) = da N_a + db N_b + dc N_c = K(t d) / t for K(w) = alpha N_a + beta N_b +
+    gamma N_c (at the shifted point): the coefficient of t^n is the homogeneous part of
+    degree n + 1 of K, evaluated at d.  ``combined[i][j]`` holds those parts (None for a
+    zero entry), ``factor_parts[k]`` those of the shifted denominator factors.
     """
 
     rank: int
-    factors: list
+    factor_parts: list
     powers: dict[int, int]
-    numerators: list
+    combined: list
     a0: Fraction
     b0: Fraction
     initial: tuple[str, ...]
@@ -88,48 +118,61 @@ class ExactConnection:
         for m in matrices:
             for k, e in m.factor_powers:
                 powers[k] = max(powers.get(k, 0), e)
-        numerators = []
-        for m in matrices:
+        x11, x12, x22 = (Fraction(str(parse_number(v))) for v in system.base_point)
+        if x12 != 0 or x11 >= 0 or x22 >= 0:
+            raise IntegrationError("the base point must have x12 = 0 and x11, x22 < 0")
+        a0, b0 = -1 / (2 * x11), -1 / (2 * x22)
+        ga, gb, gc = _CTX.gens()
+        shift = (ga + _fmpq(a0), gb + _fmpq(b0), gc)
+        # the weights alpha, beta, gamma in unshifted coordinates
+        weights = (ga - _fmpq(a0), gb - _fmpq(b0), gc)
+        r = system.rank
+        combined: list = [[_CTX.from_dict({}) for _ in range(r)] for _ in range(r)]
+        for weight, m in zip(weights, matrices):
             own = dict(m.factor_powers)
             extra = _CTX.from_dict({(0, 0, 0): 1})
             for k, e in powers.items():
                 extra = extra * fl[k] ** (e - own.get(k, 0))
             scale = _fmpq(m.constant)
-            numerators.append(
-                [[None if p.is_zero() else _to_mpoly(p) * extra / scale for p in row]
-                 for row in m.numerators]
-            )
-        x11, x12, x22 = (Fraction(str(parse_number(v))) for v in system.base_point)
-        if x12 != 0 or x11 >= 0 or x22 >= 0:
-            raise IntegrationError("the base point must have x12 = 0 and x11, x22 < 0")
+            for i, row in enumerate(m.numerators):
+                for j, p in enumerate(row):
+                    if not p.is_zero():
+                        combined[i][j] += weight * (_to_mpoly(p) * extra / scale)
+        parts = [
+            [None if p.is_zero() else _homogeneous_parts(p.compose(*shift)) for p in row]
+            for row in combined
+        ]
         return cls(
-            system.rank, fl, powers, numerators, -1 / (2 * x11), -1 / (2 * x22),
-            tuple(system.initial_values), tuple(system.base_point),
+            r, [_homogeneous_parts(f.compose(*shift)) for f in fl], powers, parts,
+            a0, b0, tuple(system.initial_values), tuple(system.base_point),
         )
 
     def along(self, start: tuple[Fraction, Fraction], end: tuple[float, float, float]):
-        """(N, D, roots): the connection on the segment from diag(start) to ``end``."""
-        a0, b0 = (_fmpq(v) for v in start)
+        """(N, D, roots): the connection on the segment from diag(start) to ``end``.
+
+        ``start`` must be the base point (a0, b0), where the parts are centred."""
+        if tuple(start) != (self.a0, self.b0):
+            raise IntegrationError("continuation segments start at the system's base point")
         a, b, c = end
-        da, db, dc = _fmpq(a) - a0, _fmpq(b) - b0, _fmpq(c)
-        (t,) = _CT.gens()
-        sub = (a0 + da * t, b0 + db * t, dc * t)
+        d = (_fmpq(a) - _fmpq(self.a0), _fmpq(b) - _fmpq(self.b0), _fmpq(c))
+        scale = math.lcm(*(int(v.q) for v in d))
+        d = tuple(flint.fmpz(int(v * scale)) for v in d)
         den = flint.fmpq_poly([1])
         roots: list[complex] = []
         for k, e in self.powers.items():
-            f = _to_upoly(self.factors[k].compose(*sub, ctx=_CT))
+            f = _along_line(self.factor_parts[k], d, scale)
             den = den * f**e
             if f.degree() > 0:
                 roots.extend(complex(z) for z, _ in f.complex_roots())
-        r = self.rank
-        num = [[flint.fmpq_poly([]) for _ in range(r)] for _ in range(r)]
-        for w, mat in zip((da, db, dc), self.numerators):
-            if w == 0:
-                continue
-            for i in range(r):
-                for j in range(r):
-                    if mat[i][j] is not None:
-                        num[i][j] += w * _to_upoly(mat[i][j].compose(*sub, ctx=_CT))
+        num = [
+            [
+                flint.fmpq_poly([])
+                if parts is None
+                else flint.fmpq_poly(_along_line(parts, d, scale).coeffs()[1:])
+                for parts in row
+            ]
+            for row in self.combined
+        ]
         return num, den, roots
 
 
@@ -192,6 +235,15 @@ def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint
         if d_num < 0:
             return g
         tol = flint.arb(2) ** (20 - prec)
+        # N and D in arb at the working precision: N(t0 + h u) and D(t0 + h u) are then
+        # compositions with the linear polynomial t0 + h u (scaled coefficients included)
+        den_arb = flint.arb_poly([flint.arb(v) for v in den.coeffs()])
+        entries = [
+            (i, j, flint.arb_poly([flint.arb(v) for v in num[i][j].coeffs()]))
+            for i in range(r)
+            for j in range(r)
+            if num[i][j].degree() >= 0
+        ]
         t0 = flint.fmpq(0)
         for _ in range(_MAX_STEPS):
             if t0 >= 1:
@@ -201,22 +253,13 @@ def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint
             if not radius > 1e-300:
                 raise IntegrationError("the continuation path runs into a singular point")
             h = 1 - t0 if radius / 2 >= 1 - tf else _fmpq(radius / 2)
-            shift = flint.fmpq_poly([t0, 1])
             hs = flint.arb(h)
-            dk = [flint.arb(v) for v in den(shift).coeffs()]
-            power = flint.arb(1)
-            for k in range(len(dk)):
-                dk[k] *= power
-                power *= hs
+            shift = flint.arb_poly([flint.arb(t0), hs])
+            dk = [v.mid() for v in den_arb(shift).coeffs()]
             nk = [flint.arb_mat(r, r) for _ in range(d_num + 1)]
-            for i in range(r):
-                for j in range(r):
-                    for k, v in enumerate(num[i][j](shift).coeffs()):
-                        nk[k][i, j] = v
-            power = hs
-            for k in range(d_num + 1):
-                nk[k] = nk[k] * power
-                power *= hs
+            for i, j, p in entries:
+                for k, v in enumerate(p(shift).coeffs()):
+                    nk[k][i, j] = (v * hs).mid()
             g = _taylor_step(g, nk, dk, tol, prec)
             t0 = t0 + h
         raise IntegrationError("the continuation needs too many steps")

@@ -180,8 +180,10 @@ class CompiledRationalMatrices:
     """Fast batched evaluation of several RationalMatrix objects sharing a factor list.
 
     Each entry is first brought to lowest terms (:func:`reduce_entry`).  All monomials of all
-    numerators are evaluated once per batch from cached powers; the numerators are then one
-    matrix product ``coefficients @ monomials``, divided entrywise by the denominators.
+    numerators and denominator factors are evaluated once per batch from cached powers; the
+    numerators and the factors are then matrix products ``coefficients @ monomials``.  The
+    entries' denominators prod_k f_k^e_k take few distinct exponent patterns; each pattern is
+    formed once per batch and divides all its entries at once.
     """
 
     def __init__(
@@ -199,24 +201,40 @@ class CompiledRationalMatrices:
             for num, _ in entries:
                 for mono in num.terms:
                     monos.setdefault(mono, len(monos))
+        for f in self.factors:
+            for mono in f.terms:
+                monos.setdefault(mono, len(monos))
         self.monomials = list(monos)
+        width = max(len(monos), 1)
         r2 = self.rank * self.rank
         self.coefficients = []
         self.coefficients_ld = []
         self.denominators = []
+        #: per matrix: (pattern of (factor, power) pairs, entry indices) for non-trivial ones
+        self.patterns: list[list[tuple[tuple[tuple[int, int], ...], np.ndarray]]] = []
         for m, entries in zip(matrices, reduced, strict=False):
-            coef = np.zeros((r2, max(len(monos), 1)))
-            coef_ld = np.zeros((r2, max(len(monos), 1)), dtype=np.longdouble)
+            coef = np.zeros((r2, width))
+            coef_ld = np.zeros((r2, width), dtype=np.longdouble)
             dens = []
+            groups: dict[tuple[tuple[int, int], ...], list[int]] = {}
             for idx, (num, powers) in enumerate(entries):
                 for mono, c in num.terms.items():
                     c = c / m.constant
                     coef[idx, monos[mono]] = float(c)
                     coef_ld[idx, monos[mono]] = _longdouble(c)
                 dens.append(powers)
+                if powers and not num.is_zero():
+                    groups.setdefault(tuple(sorted(powers)), []).append(idx)
             self.coefficients.append(coef)
             self.coefficients_ld.append(coef_ld)
             self.denominators.append(dens)
+            self.patterns.append([(p, np.array(ix, dtype=np.intp)) for p, ix in groups.items()])
+        self.factor_coefficients = np.zeros((len(self.factors), width))
+        self.factor_coefficients_ld = np.zeros((len(self.factors), width), dtype=np.longdouble)
+        for k, f in enumerate(self.factors):
+            for mono, c in f.terms.items():
+                self.factor_coefficients[k, monos[mono]] = float(c)
+                self.factor_coefficients_ld[k, monos[mono]] = _longdouble(c)
         self.max_power = [max([mono[v] for mono in self.monomials] + [0]) for v in range(nvars)]
         self.exponents = np.array(self.monomials, dtype=np.intp).reshape(len(self.monomials), nvars)
 
@@ -248,30 +266,20 @@ class CompiledRationalMatrices:
                 mono_vals *= table[self.exponents[:, v]]
         else:
             mono_vals = np.zeros((1, n), dtype=dtype)
-        factor_values = dict(factor_values or {})
-        fvals: dict[int, np.ndarray] = {}
-
-        def factor(k: int) -> np.ndarray:
-            if k not in fvals:
-                fvals[k] = (
-                    np.asarray(factor_values[k], dtype=dtype)
-                    if k in factor_values
-                    else self.factors[k].evaluate(values)
-                )
-            return fvals[k]
-
+        long = dtype is np.longdouble
+        fvals = (self.factor_coefficients_ld if long else self.factor_coefficients) @ mono_vals
+        for k, v in (factor_values or {}).items():
+            fvals[k] = np.asarray(v, dtype=dtype)
         out = []
         r = self.rank
         chosen = range(len(self.coefficients)) if which is None else which
         for m in chosen:
-            coef = (self.coefficients_ld if dtype is np.longdouble else self.coefficients)[m]
-            dens = self.denominators[m]
+            coef = (self.coefficients_ld if long else self.coefficients)[m]
             num = coef @ mono_vals
-            for idx, powers_k in enumerate(dens):
-                if powers_k:
-                    den = np.ones(n, dtype=dtype)
-                    for k, e in powers_k:
-                        den = den * factor(k) ** e
-                    num[idx] = num[idx] / den
+            for powers, idx in self.patterns[m]:
+                den = fvals[powers[0][0]] ** powers[0][1]
+                for k, e in powers[1:]:
+                    den = den * fvals[k] ** e
+                num[idx] /= den
             out.append(num.T.reshape(n, r, r))
         return out
