@@ -4,6 +4,7 @@ Public API::
 
     hgmntk.dual(activation, a, b, c, derivative=False, method="auto")
     hgmntk.kernels(x1, x2=None, activation=..., depth=..., w_std=1.0, b_std=0.0)
+    hgmntk.kernel_layers(...)  # the same, one Kernels per depth 1..depth
     hgmntk.KernelRegressor(...).fit(X, y).predict(X)
 
 Plugin authors import :data:`hookimpl` and :class:`Activation` from here.
@@ -51,8 +52,8 @@ __all__ = [
     "hookimpl",
 ]
 
-from .deep_kernels import Kernels, kernels  # noqa: E402
+from .deep_kernels import Kernels, kernel_layers, kernels  # noqa: E402
 from .dual_activation import dual  # noqa: E402
 from .regression import KernelRegressor, kernel_regression  # noqa: E402
 
-__all__ += ["KernelRegressor", "Kernels", "dual", "kernel_regression", "kernels"]
+__all__ += ["KernelRegressor", "Kernels", "dual", "kernel_layers", "kernel_regression", "kernels"]

@@ -199,7 +199,8 @@ def kernels(
     Kernels with ``.nngp`` and ``.ntk`` of shape (n1, n2), exactly neural-tangents'
     ``kernel_fn(x1, x2, ("nngp", "ntk"))`` of ``Dense(W, b), act, ..., act, Dense(W, b)``
     (Sigma_depth already is the read-out layer's kernel), computed without cancellation near
-    the diagonal.
+    the diagonal.  :func:`kernel_layers` returns the networks of every depth 1..depth
+    from the same recursion.
 
     Examples
     --------
@@ -207,6 +208,35 @@ def kernels(
     >>> k = hgmntk.kernels(np.eye(2), activation="relu", depth=1)
     >>> k.nngp.shape
     (2, 2)
+    """
+    return kernel_layers(
+        x1, x2, activation=activation, depth=depth, w_std=w_std, b_std=b_std,
+        method=method, rtol=rtol, **options,
+    )[-1]
+
+
+def kernel_layers(
+    x1,
+    x2=None,
+    *,
+    activation: str | Activation,
+    depth: int,
+    w_std: float = 1.0,
+    b_std: float = 0.0,
+    method: str = "auto",
+    rtol: float = 1e-12,
+    **options,
+) -> list[Kernels]:
+    """[kernels(..., depth=1), ..., kernels(..., depth=depth)] from one recursion.
+
+    Layer h of the recursion Sigma_h, NTK_h (see the module docstring) is the output of
+    the depth-h network, so a sweep over depths costs no more than the deepest network.
+
+    Examples
+    --------
+    >>> import numpy as np, hgmntk
+    >>> [k.depth for k in hgmntk.kernel_layers(np.eye(2), activation="relu", depth=3)]
+    [1, 2, 3]
     """
     act = get_activation(activation)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
@@ -231,7 +261,8 @@ def kernels(
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     ntk_c, ntk_d1, ntk_d2 = c.copy(), diag1.copy(), diag2.copy()
     used = set()
-    for _ in range(depth):
+    layers = []
+    for h in range(1, depth + 1):
         a, b = diag1[i], diag2[j]
         cov = Covariances.from_arrays(a, b, c, det, check=False)
         ss = evaluate_dual(act, "ss", cov, method=method, rtol=rtol, options=options)
@@ -249,12 +280,19 @@ def kernels(
             ntk_d2 = ntk_d1 if symmetric else (w2 * e_d2 + b2) + ntk_d2 * (w2 * f_d2)
         diag1 = w2 * e_d1 + b2
         diag2 = diag1 if symmetric else w2 * e_d2 + b2
-    c, ntk_c, diag1, ntk_d1 = (np.asarray(v, dtype=float) for v in (c, ntk_c, diag1, ntk_d1))
+        nngp, ntk = _assemble(n1, n2, i, j, c, ntk_c, diag1, ntk_d1, symmetric)
+        layers.append(Kernels(nngp, ntk, act.name, h, w_std, b_std, "+".join(sorted(used))))
+    return layers
+
+
+def _assemble(n1, n2, i, j, c, ntk_c, diag, ntk_diag, symmetric):
+    """The (n1, n2) float matrices from the pair values (and the diagonal if symmetric)."""
     nngp = np.empty((n1, n2))
     ntk = np.empty((n1, n2))
-    nngp[i, j], ntk[i, j] = c, ntk_c
+    nngp[i, j], ntk[i, j] = np.asarray(c, dtype=float), np.asarray(ntk_c, dtype=float)
     if symmetric:
-        nngp[j, i], ntk[j, i] = c, ntk_c
+        nngp[j, i], ntk[j, i] = nngp[i, j], ntk[i, j]
         idx = np.arange(n1)
-        nngp[idx, idx], ntk[idx, idx] = diag1, ntk_d1
-    return Kernels(nngp, ntk, act.name, depth, w_std, b_std, "+".join(sorted(used)))
+        nngp[idx, idx] = np.asarray(diag, dtype=float)
+        ntk[idx, idx] = np.asarray(ntk_diag, dtype=float)
+    return nngp, ntk
