@@ -9,12 +9,13 @@ pieces of the activations hgmntk ships).  Where the value is much smaller than t
 of the absolute integrand (oscillating activations at large variance: E[sin(10 U)
 sin(0.01 U)] ~ 2e-23), float64 quadrature cannot resolve it; those pairs are recomputed
 with mpmath quadrature at a working precision of 20 digits plus the digits lost to
-cancellation.
+cancellation, and so are those where QUADPACK reports round-off or subdivision trouble.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -79,15 +80,30 @@ def _gauss_1d(f1, f2, sa: float, sb: float, exact=None) -> float:
 
     total = 0.0
     magnitude = 0.0
-    for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
-        val, _ = integrate.quad(integrand, lo, hi, epsabs=1e-300, epsrel=1e-13, limit=200)
-        total += val
-        mag, _ = integrate.quad(
-            lambda z: abs(integrand(z)), lo, hi, epsabs=1e-300, epsrel=1e-6, limit=200
-        )
-        magnitude += mag
-    if exact is not None and magnitude > 0 and not (abs(total) > 1e-3 * magnitude):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", integrate.IntegrationWarning)
+        for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
+            val, _ = integrate.quad(integrand, lo, hi, epsabs=1e-300, epsrel=1e-13, limit=200)
+            total += val
+            mag, _ = integrate.quad(
+                lambda z: abs(integrand(z)), lo, hi, epsabs=1e-300, epsrel=1e-6, limit=200
+            )
+            magnitude += mag
+    # QUADPACK's warnings (round-off, subdivision limit) mean the float value is doubtful
+    doubtful = any(issubclass(w.category, integrate.IntegrationWarning) for w in caught)
+    if exact is not None and magnitude > 0 and (doubtful or not abs(total) > 1e-3 * magnitude):
         return _gauss_1d_mp(*exact, sa, sb, magnitude / math.sqrt(2 * math.pi))
+    for w in caught:
+        if not issubclass(w.category, integrate.IntegrationWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if doubtful:
+        warnings.warn(
+            "collinear value (rho = +-1) by float quadrature may be inaccurate (QUADPACK "
+            "reported round-off or too many subdivisions) and no exact expression is available "
+            "for a high-precision recomputation",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return total / math.sqrt(2 * math.pi)
 
 

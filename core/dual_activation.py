@@ -197,8 +197,9 @@ def evaluate_dual(
         res = integrator.evaluate(activation, key, cov.take(direct), rtol=rtol, **options)
         values[direct] = res.values
         error[direct] = res.error
-    to_same = same - values
-    to_opposite = values - opposite
+    with np.errstate(invalid="ignore"):  # inf - inf on the step's diagonal stays NaN
+        to_same = same - values
+        to_opposite = values - opposite
     idx = np.flatnonzero(use_price)
     error[idx] = np.inf
     if not distances and idx.size:
