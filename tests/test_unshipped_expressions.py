@@ -18,6 +18,7 @@ E[delta(u) delta(v)] = 1 / (2 pi sqrt(ab - c^2)), each a quadrature of its own.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -64,12 +65,18 @@ Z = 12.0
 
 
 def _quad(f, cuts) -> float:
-    """int_{-Z}^{Z} f, adaptive (QUADPACK), split at the given points (relative 1e-12)."""
+    """int_{-Z}^{Z} f, adaptive (QUADPACK), split at the given points (relative 1e-12).
+
+    QUADPACK's round-off warning (raised where the integrand's tail is below rounding) is
+    silenced: the closed-form test below measures the accuracy instead.
+    """
     pts = [-Z, *sorted(c for c in set(cuts) if -Z < c < Z), Z]
-    return sum(
-        integrate.quad(f, lo, hi, epsabs=1e-300, epsrel=1e-12, limit=200)[0]
-        for lo, hi in zip(pts[:-1], pts[1:])
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return sum(
+            integrate.quad(f, lo, hi, epsabs=1e-300, epsrel=1e-12, limit=200)[0]
+            for lo, hi in zip(pts[:-1], pts[1:])
+        )
 
 
 def _phi(z):
