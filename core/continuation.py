@@ -147,12 +147,9 @@ class ExactConnection:
             a0, b0, tuple(system.initial_values), tuple(system.base_point),
         )
 
-    def along(self, start: tuple[Fraction, Fraction], end: tuple[float, float, float]):
-        """(N, D, roots): the connection on the segment from diag(start) to ``end``.
-
-        ``start`` must be the base point (a0, b0), where the parts are centred."""
-        if tuple(start) != (self.a0, self.b0):
-            raise IntegrationError("continuation segments start at the system's base point")
+    def along(self, end: tuple[float, float, float]):
+        """(N, D, roots): the connection on the segment from the base point diag(a0, b0)
+        (where the parts are centred) to ``end``."""
         a, b, c = end
         d = (_fmpq(a) - _fmpq(self.a0), _fmpq(b) - _fmpq(self.b0), _fmpq(c))
         scale = math.lcm(*(int(v.q) for v in d))
@@ -382,7 +379,7 @@ def _continue_to(activation, key, a, b, c, rtol, det):
         raise IntegrationError("continue_to needs a positive definite covariance")
     system = activation.duals[key]
     conn = exact_connection(system)
-    path = conn.along((conn.a0, conn.b0), (a, b, c))
+    path = conn.along((a, b, c))
     prec = _start_precision(conn, path)
     g_base = _normalised(conn.base_point, conn.initial)  # the stored 40 digits
     v1 = _continue(conn, path, g_base, prec)[0, 0]

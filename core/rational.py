@@ -209,25 +209,21 @@ class CompiledRationalMatrices:
         r2 = self.rank * self.rank
         self.coefficients = []
         self.coefficients_ld = []
-        self.denominators = []
         #: per matrix: (pattern of (factor, power) pairs, entry indices) for non-trivial ones
         self.patterns: list[list[tuple[tuple[tuple[int, int], ...], np.ndarray]]] = []
         for m, entries in zip(matrices, reduced, strict=False):
             coef = np.zeros((r2, width))
             coef_ld = np.zeros((r2, width), dtype=np.longdouble)
-            dens = []
             groups: dict[tuple[tuple[int, int], ...], list[int]] = {}
             for idx, (num, powers) in enumerate(entries):
                 for mono, c in num.terms.items():
                     c = c / m.constant
                     coef[idx, monos[mono]] = float(c)
                     coef_ld[idx, monos[mono]] = _longdouble(c)
-                dens.append(powers)
                 if powers and not num.is_zero():
                     groups.setdefault(tuple(sorted(powers)), []).append(idx)
             self.coefficients.append(coef)
             self.coefficients_ld.append(coef_ld)
-            self.denominators.append(dens)
             self.patterns.append([(p, np.array(ix, dtype=np.intp)) for p, ix in groups.items()])
         self.factor_coefficients = np.zeros((len(self.factors), width))
         self.factor_coefficients_ld = np.zeros((len(self.factors), width), dtype=np.longdouble)
