@@ -21,15 +21,17 @@ det = 0 exactly, where the collinear formulas apply.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .activation import Activation
+from .block_kernels import block_layers
 from .collinear import collinear_values
-from .covariance import Covariances, affine_covariance, dot2, half_power
-from .dual_activation import evaluate_dual, get_activation
-from .errors import InvalidInputError
+from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
+from .dual_activation import choose_integrator, evaluate_dual, get_activation
+from .errors import HgmntkError, InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -118,22 +120,42 @@ def _input_geometry(x1, x2, i, j, w2: float, b2: float, chunk: int = 65536):
         x, y = x1[i[sel]].astype(ld), x2[j[sel]].astype(ld)
         diff = x - y
         dist2[sel] = np.einsum("ij,ij->i", diff, diff)
-        nx = np.einsum("ij,ij->i", x, x)  # same arithmetic as below: exact zero for y = x
+        if d <= EXACT_WEDGE_DIM:
+            wedge[sel] = _wedge_from_minors(x1[i[sel]], x2[j[sel]])
+            continue
+        nx = np.einsum("ij,ij->i", x, x)
         ny = np.einsum("ij,ij->i", y, y)
         swap = ny > nx
         big = np.where(swap[:, None], y, x)
-        small = np.where(swap[:, None], x, y)
         nb = np.where(swap, ny, nx)
         with np.errstate(invalid="ignore", divide="ignore"):
-            alpha = np.where(nb > 0, np.einsum("ij,ij->i", big, small) / nb, 0.0)
-        perp = small - alpha[:, None] * big
-        wedge[sel] = nb * np.einsum("ij,ij->i", perp, perp)
+            alpha = np.where(nb > 0, np.einsum("ij,ij->i", big, diff) / nb, 0.0)
+        perp = diff - alpha[:, None] * big  # the part of x - y (exact for close points)
+        wedge[sel] = nb * np.einsum("ij,ij->i", perp, perp)  # normal to the larger one
     diag1 = affine_covariance(w2, b2, sq1_hi, sq1_lo, d)
     diag2 = affine_covariance(w2, b2, sq2_hi, sq2_lo, d)
     c = affine_covariance(w2, b2, dot_hi, dot_lo, d)
     w2l, b2l = ld(w2), ld(b2)
     det = w2l * w2l / (d * d) * np.maximum(wedge, 0) + w2l * b2l / d * dist2
     return diag1, diag2, c, det
+
+
+#: Up to this input dimension |x ^ x'|^2 of risky pairs is summed from error-free minors.
+EXACT_WEDGE_DIM = 48
+
+
+def _wedge_from_minors(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """|x ^ y|^2 = sum_{k<l} (x_k y_l - x_l y_k)^2 row-wise, each minor from error-free
+    products (Dekker), so it keeps full relative accuracy even for exactly or nearly
+    collinear rows (e.g. y = 2.5 x rounded), in longdouble."""
+    d = x.shape[1]
+    total = np.zeros(x.shape[0], dtype=np.longdouble)
+    for k in range(d - 1):
+        p1, e1 = two_product(x[:, k : k + 1], y[:, k + 1 :])
+        p2, e2 = two_product(x[:, k + 1 :], y[:, k : k + 1])
+        minor = np.longdouble(1) * (p1 - p2) + (e1 - e2)
+        total += np.einsum("ij,ij->i", minor, minor)
+    return total
 
 
 def _homogeneous_terms(act: Activation, a, b):
@@ -202,6 +224,10 @@ def kernels(
     the diagonal.  :func:`kernel_layers` returns the networks of every depth 1..depth
     from the same recursion.
 
+    When both duals' integrators offer a block evaluator (the closed forms do), the bulk
+    of the entries is computed on the fast float64 path (:mod:`hgmntk.block_kernels`) and
+    only the entries it marks as possibly inaccurate on the careful path.
+
     Examples
     --------
     >>> import numpy as np, hgmntk
@@ -209,9 +235,8 @@ def kernels(
     >>> k.nngp.shape
     (2, 2)
     """
-    return kernel_layers(
-        x1, x2, activation=activation, depth=depth, w_std=w_std, b_std=b_std,
-        method=method, rtol=rtol, **options,
+    return _layers(
+        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=False
     )[-1]
 
 
@@ -238,6 +263,67 @@ def kernel_layers(
     >>> [k.depth for k in hgmntk.kernel_layers(np.eye(2), activation="relu", depth=3)]
     [1, 2, 3]
     """
+    return _layers(
+        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=True
+    )
+
+
+@dataclass
+class _Diagonal:
+    """The careful recursion on the diagonal of one input set, per layer h = 0..depth:
+    ``sigma[h]`` = Sigma_h(x, x), ``ntk[h]`` = NTK_h(x, x) (longdouble), and for h >= 1
+    ``e_ss[h - 1]``, ``e_dsds[h - 1]`` = the duals at rho = 1 on Sigma_{h-1}(x, x)."""
+
+    sigma: list[np.ndarray]
+    ntk: list[np.ndarray]
+    e_ss: list[np.ndarray]
+    e_dsds: list[np.ndarray]
+
+
+def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2) -> _Diagonal:
+    """Sigma_h(x, x) and NTK_h(x, x) for every row of x (collinear values, rho = 1)."""
+    hi, lo = dot2(x, x)
+    sigma = affine_covariance(float(w2), float(b2), hi, lo, x.shape[1])
+    out = _Diagonal([sigma], [sigma.copy()], [], [])
+    for _ in range(depth):
+        e = collinear_values(act, "ss", sigma, sigma, 1.0)
+        f = collinear_values(act, "dsds", sigma, sigma, 1.0)
+        with np.errstate(invalid="ignore"):
+            ntk = (w2 * e + b2) + out.ntk[-1] * (w2 * f)
+        sigma = w2 * e + b2
+        out.sigma.append(sigma)
+        out.ntk.append(ntk)
+        out.e_ss.append(e)
+        out.e_dsds.append(f)
+    return out
+
+
+def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w_std, b_std,
+                 method, rtol, options):
+    """The careful recursion for the pairs (x1[i], x2[j]): per layer (Sigma_h, NTK_h) of the
+    pairs in longdouble, and the names of the methods used."""
+    ld = np.longdouble
+    w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
+    _, _, c, det = _input_geometry(x1, x2, i, j, float(w2), float(b2))
+    ntk_c = c.copy()
+    used = set()
+    out = []
+    for h in range(depth):
+        a, b = diag1.sigma[h][i], diag2.sigma[h][j]
+        cov = Covariances.from_arrays(a, b, c, det, check=False)
+        ss = evaluate_dual(act, "ss", cov, method=method, rtol=rtol, options=options)
+        ds = evaluate_dual(act, "dsds", cov, method=method, rtol=rtol, options=options)
+        used.update((ss.method, ds.method))
+        det = _next_det(act, a, b, diag1.e_ss[h][i], diag2.e_ss[h][j], ss, w2, b2)
+        c = w2 * ss.values + b2
+        with np.errstate(invalid="ignore"):
+            ntk_c = c + ntk_c * (w2 * ds.values)
+        out.append((c, ntk_c))
+    return out, used
+
+
+def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, keep_all):
+    """The kernels of the kept layers (every layer 1..depth, or the last)."""
     act = get_activation(activation)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
     x1 = check_inputs(x1, "x1")
@@ -248,51 +334,60 @@ def kernel_layers(
             f"x1 has {x1.shape[1]} features but x2 has {x2a.shape[1]}; they must match"
         )
     n1, n2 = x1.shape[0], x2a.shape[0]
-    if symmetric:
-        i, j = np.triu_indices(n1, k=1)
-    else:
-        i, j = (v.ravel() for v in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
-    diag1, diag2, c, det = _input_geometry(x1, x2a, i, j, w_std**2, b_std**2)
-    if symmetric:
-        diag2 = diag1
-    # the recursion runs in extended precision: NTK entries can be small differences of
-    # O(1) terms (Sigma_h and NTK_{h-1} SigmaDot_h of opposite signs)
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
-    ntk_c, ntk_d1, ntk_d2 = c.copy(), diag1.copy(), diag2.copy()
-    used = set()
+    diag1 = _diagonal(act, x1, depth, w2, b2)
+    diag2 = diag1 if symmetric else _diagonal(act, x2a, depth, w2, b2)
+    kept = range(1, depth + 1) if keep_all else [depth]
+    blocks = None if options else _block_evaluators(act, method)
+    if blocks is not None:
+        fast = block_layers(
+            x1, x2a, symmetric=symmetric,
+            sigma_diag1=diag1.sigma[:depth], sigma_diag2=diag2.sigma[:depth],
+            ss=blocks[0], dsds=blocks[1], w_std=w_std, b_std=b_std, depth=depth,
+            keep_all=keep_all,
+        )
+        i, j = fast.flagged_i, fast.flagged_j
+        matrices = list(zip(fast.nngp, fast.ntk))
+        used = {blocks[2]}
+    else:
+        if symmetric:
+            i, j = np.triu_indices(n1, k=1)
+        else:
+            i, j = (v.ravel() for v in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+        matrices = [(np.empty((n1, n2)), np.empty((n1, n2))) for _ in kept]
+        used = set()
+    if i.size:
+        pairs, pair_methods = _pair_layers(
+            act, x1, x2a, i, j, diag1, diag2, depth, w_std, b_std, method, rtol, options
+        )
+        used |= pair_methods
+        for (nngp, ntk), h in zip(matrices, kept):
+            c, ntk_c = pairs[h - 1]
+            nngp[i, j], ntk[i, j] = np.asarray(c, dtype=float), np.asarray(ntk_c, dtype=float)
+            if symmetric:
+                nngp[j, i], ntk[j, i] = nngp[i, j], ntk[i, j]
     layers = []
-    for h in range(1, depth + 1):
-        a, b = diag1[i], diag2[j]
-        cov = Covariances.from_arrays(a, b, c, det, check=False)
-        ss = evaluate_dual(act, "ss", cov, method=method, rtol=rtol, options=options)
-        ds = evaluate_dual(act, "dsds", cov, method=method, rtol=rtol, options=options)
-        used.update((ss.method, ds.method))
-        e_d1 = collinear_values(act, "ss", diag1, diag1, 1.0)
-        e_d2 = e_d1 if symmetric else collinear_values(act, "ss", diag2, diag2, 1.0)
-        f_d1 = collinear_values(act, "dsds", diag1, diag1, 1.0)
-        f_d2 = f_d1 if symmetric else collinear_values(act, "dsds", diag2, diag2, 1.0)
-        det = _next_det(act, a, b, e_d1[i], e_d2[j], ss, w2, b2)
-        c = w2 * ss.values + b2
-        with np.errstate(invalid="ignore"):
-            ntk_c = c + ntk_c * (w2 * ds.values)
-            ntk_d1 = (w2 * e_d1 + b2) + ntk_d1 * (w2 * f_d1)
-            ntk_d2 = ntk_d1 if symmetric else (w2 * e_d2 + b2) + ntk_d2 * (w2 * f_d2)
-        diag1 = w2 * e_d1 + b2
-        diag2 = diag1 if symmetric else w2 * e_d2 + b2
-        nngp, ntk = _assemble(n1, n2, i, j, c, ntk_c, diag1, ntk_d1, symmetric)
+    for (nngp, ntk), h in zip(matrices, kept):
+        if symmetric:
+            idx = np.arange(n1)
+            nngp[idx, idx] = np.asarray(diag1.sigma[h], dtype=float)
+            ntk[idx, idx] = np.asarray(diag1.ntk[h], dtype=float)
         layers.append(Kernels(nngp, ntk, act.name, h, w_std, b_std, "+".join(sorted(used))))
     return layers
 
 
-def _assemble(n1, n2, i, j, c, ntk_c, diag, ntk_diag, symmetric):
-    """The (n1, n2) float matrices from the pair values (and the diagonal if symmetric)."""
-    nngp = np.empty((n1, n2))
-    ntk = np.empty((n1, n2))
-    nngp[i, j], ntk[i, j] = np.asarray(c, dtype=float), np.asarray(ntk_c, dtype=float)
-    if symmetric:
-        nngp[j, i], ntk[j, i] = nngp[i, j], ntk[i, j]
-        idx = np.arange(n1)
-        nngp[idx, idx] = np.asarray(diag, dtype=float)
-        ntk[idx, idx] = np.asarray(ntk_diag, dtype=float)
-    return nngp, ntk
+def _block_evaluators(act: Activation, method: str):
+    """(ss, dsds, method name) block evaluators when both duals' integrators offer one."""
+    try:
+        with warnings.catch_warnings():  # the careful path warns, once
+            warnings.simplefilter("ignore")
+            ss_int = choose_integrator(act, "ss", method)
+            ds_int = choose_integrator(act, "dsds", method)
+    except HgmntkError:
+        return None  # the careful path raises the user-facing error
+    ss = ss_int.block_evaluator(act, "ss")
+    ds = ds_int.block_evaluator(act, "dsds")
+    if ss is None or ds is None:
+        return None
+    return ss, ds, ss_int.name if ss_int is ds_int else f"{ss_int.name}+{ds_int.name}"

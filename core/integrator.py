@@ -16,12 +16,39 @@ code written once; activations are data.  Contract (what the core guarantees and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
 from .covariance import Covariances
+
+
+@dataclass
+class PairBlock:
+    """A block of pairs for block evaluators: sa (n, 1) and sb (1, m) are the square roots
+    of the variances, rho (n, m) the correlations; the angle is computed once per block and
+    shared by the evaluators of both duals."""
+
+    sa: np.ndarray
+    sb: np.ndarray
+    rho: np.ndarray
+
+    @cached_property
+    def theta(self) -> np.ndarray:
+        """arccos(rho) in [0, pi]."""
+        return np.arccos(self.rho)
+
+    @cached_property
+    def sin(self) -> np.ndarray:
+        """sin(theta) = sqrt((1 - rho)(1 + rho))."""
+        return np.sqrt((1 - self.rho) * (1 + self.rho))
+
+
+#: f(PairBlock) -> (values, trusted): see :meth:`Integrator.block_evaluator`.
+BlockEvaluator = Callable[[PairBlock], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -50,6 +77,18 @@ class Integrator:
     ) -> IntegratorResult:
         """Evaluate dual ``key`` ("ss" or "dsds") of ``activation`` at every covariance."""
         raise NotImplementedError
+
+    def block_evaluator(self, activation, key: str) -> BlockEvaluator | None:
+        """A vectorised float64 evaluator of dual ``key`` for the fast path of the deep
+        kernels, or None (the default) when this integrator offers none.
+
+        The evaluator is called as ``f(block)`` on a :class:`PairBlock` (square roots of the
+        variances sa (n, 1) and sb (1, m), correlations rho (n, m)) and returns
+        ``(values, trusted)``: E at every entry and a boolean mask of the entries whose
+        value it guarantees to ~1e-13 relative.  The other entries are recomputed on the
+        careful path (:meth:`evaluate` with accurate determinants).
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<integrator {self.name!r}>"

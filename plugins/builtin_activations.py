@@ -15,9 +15,17 @@ from hgmntk.hookspecs import hookimpl
 
 from . import closed_forms
 
+#: Closed forms (arc-cosine kernels): s = alpha u^n Y(u) + beta (-u)^n Y(-u).
 CLOSED_FORMS = {
-    "relu": {"ss": closed_forms.relu_relu, "dsds": closed_forms.step_step},
-    "step": {"ss": closed_forms.step_step, "dsds": closed_forms.delta_delta},
+    name: closed_forms.RectifiedFamily(n, alpha, beta).forms()
+    for name, (n, alpha, beta) in {
+        "relu": (1, 1.0, 0.0),
+        "step": (0, 1.0, 0.0),
+        "abs": (1, 1.0, 1.0),
+        "leaky_relu": (1, 1.0, -0.1),
+        "relu2": (2, 1.0, 0.0),
+        "relu3": (3, 1.0, 0.0),
+    }.items()
 }
 
 NOT_HOLONOMIC = {

@@ -32,6 +32,10 @@ class ClosedForm(Integrator):
             return f"activation {activation.name!r} has no closed form for its {key} dual"
         return None
 
+    def block_evaluator(self, activation, key):
+        """The closed form's float64 block evaluation, when it has one (``.block``)."""
+        return getattr(activation.closed_forms.get(key), "block", None)
+
     def evaluate(self, activation, key, cov, *, rtol):
         values = np.asarray(activation.closed_forms[key](cov))
         return IntegratorResult(values, np.abs(values) * 4 * np.finfo(values.dtype).eps)

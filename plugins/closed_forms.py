@@ -1,20 +1,66 @@
-"""Closed forms of the duals of the rectified monomials u^k Y(u), k = 0, 1 (Cho and Saul 2009).
+"""Closed forms of the duals of two-sided rectified monomials (arc-cosine kernels).
 
-With theta = arccos(c / sqrt(ab)) in [0, pi] (computed as atan2(sqrt(det), c)) and
-pi - theta computed directly as atan2(sqrt(det), -c):
+The family is
 
-- E[relu(u) relu(v)] = sqrt(ab) / (2 pi) (sin theta + (pi - theta) cos theta),
-- E[Y(u) Y(v)]       = (pi - theta) / (2 pi),
-- E[delta(u) delta(v)] = 1 / (2 pi sqrt(det)).
+    s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u),      n = 0, 1, 2, 3,
 
-Each takes a :class:`~hgmntk.covariance.Covariances` batch and returns an array.
+(relu: n = 1, alpha = 1, beta = 0; step: n = 0; abs: n = 1, alpha = beta = 1; leaky relu
+with slope m: n = 1, alpha = 1, beta = -m; relu^n: beta = 0).  With theta = arccos(rho) in
+[0, pi] and the arc-cosine functions of Cho and Saul (2009),
+
+    J_0 = pi - theta,
+    J_1 = sin theta + (pi - theta) cos theta,
+    J_2 = 3 sin theta cos theta + (pi - theta)(1 + 2 cos^2 theta),
+    J_3 = 4 sin theta + 11 sin theta cos^2 theta + (pi - theta)(6 cos^3 theta + 9 cos theta),
+
+E[u^n Y(u) v^n Y(v)] = (ab)^(n/2) J_n(theta) / (2 pi), and (u, -v) has the angle
+pi - theta, so
+
+    E[s(u) s(v)] = (ab)^(n/2) / (2 pi) [(alpha^2 + beta^2) J_n(theta)
+                                        + 2 alpha beta J_n(pi - theta)].
+
+The derivative s' = n (alpha u^(n-1) Y(u) - beta (-u)^(n-1) Y(-u)) is the family member
+(n - 1, n alpha, -n beta); for n = 0, s' = (alpha - beta) delta(u) and
+E[s'(u) s'(v)] = (alpha - beta)^2 / (2 pi sqrt(det L)).
+
+Each dual comes in two evaluations:
+
+* the careful one (a callable on a :class:`~hgmntk.covariance.Covariances` batch, in its
+  float type, numpy longdouble in the deep kernels): theta and pi - theta come from the
+  accurate determinant, and J_n(psi) near psi = 0, where its terms cancel, from its Taylor
+  series in psi (J_n(psi) = O(psi^(2n+1)));
+* the block one (``.block(pair_block)`` on float64 blocks, or longdouble arrays, for the
+  fast path of the deep kernels): theta = arccos(rho) on whole blocks, with a mask of the
+  entries it trusts, i.e. where the value is not a cancellation of its terms (|value| >=
+  TRUST * sum of the terms' magnitudes) and rho is not within ``RHO_MARGIN`` of +-1 (both
+  scaled by the unit roundoff of the float type); other entries go to the careful path.
+
+For n = 0 and alpha beta < 0 the bracket is evaluated as (alpha + beta)^2 pi/2 +
+(alpha - beta)^2 arcsin(rho), which keeps its relative accuracy at rho -> 0 (the sign
+function's dual 2 arcsin(rho)/pi); with alpha beta >= 0 its two terms have one sign.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+from functools import cache
+
 import numpy as np
 
-from hgmntk.covariance import Covariances
+from hgmntk.block_kernels import precision_ratio
+from hgmntk.covariance import Covariances, half_power
+from hgmntk.integrator import PairBlock
+
+#: A block value is trusted when it keeps at least this fraction of its terms' magnitude.
+TRUST = 1e-2
+#: Block values with 1 - |rho| below this go to the careful path: arccos(rho) there has
+#: lost digits (the J_n are smooth, so only its rounding counts) ...
+RHO_MARGIN = 1e-6
+#: ... and 1/sqrt(1 - rho^2) (the delta-delta dual) loses 1 - |rho| relative to rounding.
+RHO_MARGIN_DELTA = 1e-2
+#: Below this pi - theta (or theta), J_n is summed from its Taylor series.
+SERIES_ANGLE = 0.5
+_SERIES_TERMS = 34
 
 
 def _pi(x: np.ndarray):
@@ -22,21 +68,207 @@ def _pi(x: np.ndarray):
     return np.arctan2(np.zeros((), dtype=x.dtype), -np.ones((), dtype=x.dtype))
 
 
+# ----------------------------------------------------------------- J_n and its series
+def _j_terms(n: int, angle, sin, cos, rest):
+    """The terms of J_n at ``angle`` as a list of arrays (their sum is J_n), given sin and
+    cos of the angle and rest = pi - angle."""
+    if n == 0:
+        return [rest]
+    if n == 1:
+        return [sin, rest * cos]
+    if n == 2:
+        return [3 * sin * cos, rest, 2 * rest * cos * cos]
+    if n == 3:
+        return [4 * sin, 11 * sin * cos * cos, 6 * rest * cos**3, 9 * rest * cos]
+    raise ValueError(f"arc-cosine closed forms exist here for n = 0..3, not {n}")
+
+
+def _series_mul(p: list[Fraction], q: list[Fraction], m: int) -> list[Fraction]:
+    out = [Fraction(0)] * m
+    for i, pi_ in enumerate(p[:m]):
+        if pi_:
+            for j, qj in enumerate(q[: m - i]):
+                out[i + j] += pi_ * qj
+    return out
+
+
+@cache
+def _psi_series(n: int) -> np.ndarray:
+    """Taylor coefficients (float, in powers of psi) of J_n(pi - psi) = O(psi^(2n+1)).
+
+    With theta = pi - psi: sin theta = sin psi, cos theta = -cos psi, pi - theta = psi.
+    """
+    m = 2 * n + 2 + 2 * _SERIES_TERMS
+    sin = [Fraction(0)] * m
+    cos = [Fraction(0)] * m
+    fact = Fraction(1)
+    for k in range(m):
+        if k:
+            fact *= k
+        if k % 2:
+            sin[k] = Fraction((-1) ** (k // 2)) / fact
+        else:
+            cos[k] = Fraction((-1) ** (k // 2)) / fact
+    neg_cos = [-c for c in cos]
+    psi = [Fraction(0)] * m
+    psi[1] = Fraction(1)
+
+    def mul(*factors):
+        out = factors[0]
+        for f in factors[1:]:
+            out = _series_mul(out, f, m)
+        return out
+
+    def scaled(c, s):
+        return [c * v for v in s]
+
+    terms = {
+        0: [psi],
+        1: [sin, mul(psi, neg_cos)],
+        2: [scaled(3, mul(sin, neg_cos)), psi, scaled(2, mul(psi, neg_cos, neg_cos))],
+        3: [
+            scaled(4, sin),
+            scaled(11, mul(sin, neg_cos, neg_cos)),
+            scaled(6, mul(psi, neg_cos, neg_cos, neg_cos)),
+            scaled(9, mul(psi, neg_cos)),
+        ],
+    }[n]
+    total = [sum(t[k] for t in terms) for k in range(m)]
+    assert all(c == 0 for c in total[: 2 * n + 1]), "J_n(pi - psi) must be O(psi^(2n+1))"
+    return np.array([float(c) for c in total])
+
+
+def _j_near_pi(n: int, psi):
+    """J_n(pi - psi) from its Taylor series (accurate for small psi, any float type)."""
+    coeffs = _psi_series(n)[2 * n + 1 :: 2]  # powers psi^(2n+1), psi^(2n+3), ...
+    x2 = psi * psi
+    acc = np.zeros_like(psi)
+    for c in coeffs[::-1]:
+        acc = acc * x2 + c
+    return acc * psi ** (2 * n + 1)
+
+
+def _j_careful(n: int, theta, psi, sin):
+    """J_n(theta) without cancellation: direct for theta <= pi - SERIES_ANGLE (all terms
+    then have one sign, or the negative ones are small), series in psi = pi - theta else."""
+    cos = np.cos(theta)
+    direct = sum(_j_terms(n, theta, sin, cos, psi))
+    small = psi < SERIES_ANGLE
+    if np.any(small):
+        direct = np.where(small, _j_near_pi(n, np.where(small, psi, 0)), direct)
+    return direct
+
+
+# ---------------------------------------------------------------------- the family
+class RectifiedFamily:
+    """The duals of s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u) (see the module docstring)."""
+
+    def __init__(self, n: int, alpha: float, beta: float):
+        if n not in (0, 1, 2, 3):
+            raise ValueError(f"n must be 0..3, got {n}")
+        self.n, self.alpha, self.beta = n, float(alpha), float(beta)
+
+    # E[s s] ----------------------------------------------------------------------
+    def ss(self, cov: Covariances) -> np.ndarray:
+        """(ab)^(n/2)/(2 pi) [(alpha^2 + beta^2) J_n(theta) + 2 alpha beta J_n(pi - theta)]."""
+        n, al, be = self.n, self.alpha, self.beta
+        theta, psi = cov.theta, cov.psi
+        pi = _pi(theta)
+        if n == 0 and al * be < 0:  # (alpha + beta)^2 pi/2 + (alpha - beta)^2 arcsin(rho)
+            phi = np.arctan2(cov.c, np.sqrt(cov.det))
+            return ((al + be) ** 2 * pi / 2 + (al - be) ** 2 * phi) / (2 * pi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sin = np.sqrt(cov.det / (cov.a * cov.b))
+        sin = np.where(np.isfinite(sin), sin, 0)
+        total = (al * al + be * be) * _j_careful(n, theta, psi, sin)
+        if al * be != 0:
+            total = total + 2 * al * be * _j_careful(n, psi, theta, sin)
+        return half_power(cov.a * cov.b, n) / (2 * pi) * total
+
+    def ss_block(self, block: PairBlock):
+        """Block form of :meth:`ss` (float64 or longdouble): (values, trusted mask)."""
+        n, al, be = self.n, self.alpha, self.beta
+        rho = block.rho
+        pi = _pi(rho)
+        ratio = precision_ratio(rho.dtype)
+        if n == 0 and al * be < 0:
+            big, small = (al + be) ** 2 * pi / 2, (al - be) ** 2 * np.arcsin(rho)
+            value = (big + small) / (2 * pi)
+            return value, np.abs(big + small) >= TRUST * ratio * (big + np.abs(small))
+        theta, sin = block.theta, block.sin
+        rest = pi - theta
+        t1 = _j_terms(n, theta, sin, rho, rest)
+        value = sum(t1)
+        magnitude = sum(np.abs(t) for t in t1) if len(t1) > 1 else np.abs(value)
+        if al * be != 0:
+            t2 = _j_terms(n, rest, sin, -rho, theta)
+            mix = 2 * al * be / (al * al + be * be)
+            value = value + mix * sum(t2)
+            magnitude = magnitude + abs(mix) * sum(np.abs(t) for t in t2)
+        trusted = np.abs(value) >= TRUST * ratio * magnitude
+        trusted &= np.abs(rho) <= 1 - RHO_MARGIN * ratio
+        scale = (al * al + be * be) / (2 * pi)
+        if n:
+            scale = scale * (block.sa * block.sb) ** n
+        return scale * value, trusted
+
+    # E[s' s'] --------------------------------------------------------------------
+    def derivative(self) -> RectifiedFamily | None:
+        """The family of s' (None for n = 0, where s' is a multiple of delta)."""
+        if self.n == 0:
+            return None
+        return RectifiedFamily(self.n - 1, self.n * self.alpha, -self.n * self.beta)
+
+    def dsds(self, cov: Covariances) -> np.ndarray:
+        """E[s'(u) s'(v)]: the derivative's family, or (alpha - beta)^2/(2 pi sqrt(det))."""
+        d = self.derivative()
+        if d is not None:
+            return d.ss(cov)
+        jump2 = (self.alpha - self.beta) ** 2
+        with np.errstate(divide="ignore"):
+            return jump2 / (2 * _pi(cov.det) * np.sqrt(cov.det))
+
+    def dsds_block(self, block: PairBlock):
+        """Block form of :meth:`dsds` in float64: (values, trusted mask)."""
+        d = self.derivative()
+        if d is not None:
+            return d.ss_block(block)
+        jump2 = (self.alpha - self.beta) ** 2
+        rho = block.rho
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = jump2 / (2 * _pi(rho) * block.sa * block.sb * block.sin)
+        return value, np.abs(rho) <= 1 - RHO_MARGIN_DELTA * precision_ratio(rho.dtype)
+
+    def forms(self) -> dict:
+        """The closed forms to attach to an activation: {"ss": ..., "dsds": ...}, each a
+        careful callable with the block evaluation as its ``block`` attribute."""
+        ss, dsds = _with_block(self.ss, self.ss_block), _with_block(self.dsds, self.dsds_block)
+        return {"ss": ss, "dsds": dsds}
+
+
+def _with_block(careful, block):
+    def form(cov: Covariances) -> np.ndarray:
+        return careful(cov)
+
+    form.__doc__ = careful.__doc__
+    form.block = block
+    return form
+
+
+RELU = RectifiedFamily(1, 1.0, 0.0)
+STEP = RectifiedFamily(0, 1.0, 0.0)
+
+
 def relu_relu(cov: Covariances) -> np.ndarray:
-    """sqrt(ab)/(2 pi) * (sin t + (pi - t) cos t)."""
-    t = cov.theta
-    pi = _pi(t)
-    sin_t = np.sqrt(cov.det / (cov.a * cov.b))
-    return np.sqrt(cov.a * cov.b) / (2 * pi) * (sin_t + cov.psi * np.cos(t))
+    """E[relu(u) relu(v)] = sqrt(ab)/(2 pi) * (sin t + (pi - t) cos t)."""
+    return RELU.ss(cov)
 
 
 def step_step(cov: Covariances) -> np.ndarray:
-    """(pi - t) / (2 pi)."""
-    psi = cov.psi  # pi - theta, accurate near rho = -1
-    return psi / (2 * _pi(psi))
+    """E[Y(u) Y(v)] = (pi - t) / (2 pi)."""
+    return STEP.ss(cov)
 
 
 def delta_delta(cov: Covariances) -> np.ndarray:
-    """1 / (2 pi sqrt(det))."""
-    with np.errstate(divide="ignore"):
-        return 1.0 / (2 * _pi(cov.det) * np.sqrt(cov.det))
+    """E[delta(u) delta(v)] = 1 / (2 pi sqrt(det))."""
+    return STEP.dsds(cov)

@@ -19,14 +19,16 @@ FAST = ["abs", "leaky_relu", "relu2", "relu3", "erf", "exp", "gauss", "sin", "co
 SLOW = ["resin", "gelu", "elu"]
 
 
-def check_against_reference(activation, derivative: bool, name: str | None = None) -> None:
-    """hgmntk.dual(activation, ...) with method hgm on every duals.json record of ``name``
+def check_against_reference(
+    activation, derivative: bool, name: str | None = None, method: str = "hgm"
+) -> None:
+    """hgmntk.dual(activation, ...) with ``method`` on every duals.json record of ``name``
     (default: the activation's own name) agrees to ``TOL`` where the value is finite."""
     recs = dual_records(name or activation)
     assert len(recs) > 20
     a, b, c = (np.array([float(r[k]) for r in recs]) for k in "abc")
     ref = mp_array([r["E_dsds" if derivative else "E_ss"] for r in recs])
-    got = hgmntk.dual(activation, a, b, c, derivative=derivative, method="hgm")
+    got = hgmntk.dual(activation, a, b, c, derivative=derivative, method=method)
     finite = np.isfinite(ref)
     assert np.all(np.isinf(got[~finite]))
     scale = np.maximum(np.abs(ref[finite]), 1e-300)
@@ -42,6 +44,13 @@ def check_against_reference(activation, derivative: bool, name: str | None = Non
 @pytest.mark.parametrize("derivative", [False, True])
 def test_builtin_against_reference(activation, derivative):
     check_against_reference(activation, derivative)
+
+
+@pytest.mark.parametrize("activation", ["step", "abs", "leaky_relu", "relu2", "relu3"])
+@pytest.mark.parametrize("derivative", [False, True])
+def test_arc_cosine_closed_forms_against_reference(activation, derivative):
+    """The closed forms of the rectified family (arc-cosine kernels, careful evaluation)."""
+    check_against_reference(activation, derivative, method="closed")
 
 
 @pytest.mark.slow

@@ -1,0 +1,134 @@
+"""The fast path of the deep kernels (float64 blocks, extended-precision redo, careful path)
+against an independent mpmath recursion of the arc-cosine kernels.
+
+The data mix generic points with every hard case of the recursion: exact duplicates,
+near-duplicates (1e-8 apart), collinear and anti-collinear points, near-anti-collinear
+points, and pairs whose dot product cancels (x.x' ~ 0).  Every entry of NNGP and NTK, at
+every depth, must agree to 1e-12 relative.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+import hgmntk
+from hgmntk import block_kernels
+
+TOL = 1e-12
+# name -> (n, alpha, beta): s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u)
+FAMILY = {
+    "relu": (1, 1, 0),
+    "step": (0, 1, 0),
+    "abs": (1, 1, 1),
+    "leaky_relu": (1, 1, mpmath.mpf(-1) / 10),
+    "relu2": (2, 1, 0),
+    "relu3": (3, 1, 0),
+}
+
+
+def _j(n, t):
+    pi, s, c = mpmath.pi, mpmath.sin(t), mpmath.cos(t)
+    return [
+        pi - t,
+        s + (pi - t) * c,
+        3 * s * c + (pi - t) * (1 + 2 * c**2),
+        4 * s + 11 * s * c**2 + (pi - t) * (6 * c**3 + 9 * c),
+    ][n]
+
+
+def _dual(n, al, be, a, b, c):
+    """E[s s] of the family in mpmath (n = -1: the delta term of s' for n = 0)."""
+    det = a * b - c * c
+    if n == -1:
+        return (al - be) ** 2 / (2 * mpmath.pi * mpmath.sqrt(det)) if det > 0 else mpmath.inf
+    t = mpmath.atan2(mpmath.sqrt(max(det, 0)), c)
+    bracket = (al**2 + be**2) * _j(n, t) + 2 * al * be * _j(n, mpmath.pi - t)
+    return (a * b) ** (mpmath.mpf(n) / 2) * bracket / (2 * mpmath.pi)
+
+
+def mp_kernels(X, name, depth, w_std, b_std, dps=130):
+    """[(NNGP, NTK)] of depths 1..depth by the arc-cosine recursion at ``dps`` digits."""
+    n, al, be = FAMILY[name]
+    dn, dal, dbe = (n - 1, n * al, -n * be) if n else (-1, al, be)
+    with mpmath.workdps(dps):
+        rows = [[mpmath.mpf(float(v)) for v in row] for row in X]
+        d = len(rows[0])
+        w2, b2 = mpmath.mpf(w_std) ** 2, mpmath.mpf(b_std) ** 2
+        m = len(rows)
+        sig = [[w2 * mpmath.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
+                for j in range(m)] for i in range(m)]
+        ntk = [r[:] for r in sig]
+        out = []
+        for _ in range(depth):
+            new = [[None] * m for _ in range(m)]
+            for i in range(m):
+                for j in range(m):
+                    a, b, c = sig[i][i], sig[j][j], sig[i][j]
+                    e = _dual(n, al, be, a, b, c)
+                    f = _dual(dn, dal, dbe, a, b, c)
+                    new[i][j] = w2 * e + b2
+                    ntk[i][j] = new[i][j] + ntk[i][j] * (w2 * f)
+            sig = new
+            out.append(tuple(np.array([[float(v) for v in r] for r in mat]) for mat in (sig, ntk)))
+        return out
+
+
+def hard_points(seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((14, 4))
+    step = np.zeros(4)
+    step[2] = 1e-8
+    ortho = base[1] - (base[1] @ base[0]) / (base[0] @ base[0]) * base[0]  # x.x' ~ 0
+    return np.vstack([
+        base,
+        base[0], base[1] + step,  # duplicate, near-duplicate
+        2.5 * base[2], -0.5 * base[3],  # collinear, anti-collinear
+        -base[4] + 10 * step,  # nearly anti-collinear
+        ortho,
+    ])
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+@pytest.mark.parametrize("w_std,b_std", [(1.5, 0.1), (1.0, 0.0)])
+def test_fast_path_matches_mpmath(name, w_std, b_std):
+    X = hard_points()
+    layers = hgmntk.kernel_layers(X, activation=name, depth=3, w_std=w_std, b_std=b_std)
+    ref = mp_kernels(X, name, 3, w_std, b_std)
+    for k, (r_nngp, r_ntk) in zip(layers, ref):
+        for got, want in ((k.nngp, r_nngp), (k.ntk, r_ntk)):
+            inf = np.isinf(want)
+            assert np.array_equal(np.isinf(got), inf), (name, k.depth)
+            # exact zeros (anti-collinear relu pairs without bias) come out of the
+            # 130-digit reference as rounding noise
+            scale = np.where(np.abs(want) < 1e-100, 1e-100, np.abs(want))
+            rel = np.abs(got[~inf] - want[~inf]) / scale[~inf]
+            assert rel.max() <= TOL, (name, k.depth, rel.max())
+
+
+def test_every_tier_gives_the_same_kernels(monkeypatch):
+    """Sending every entry past the float64 tier (to the extended-precision redo and, where
+    that fails its tests, the careful path), then every entry to the careful path, changes
+    no entry by more than rounding."""
+    X = hard_points(1)
+
+    def run():
+        return hgmntk.kernels(X, activation="leaky_relu", depth=3, w_std=1.4, b_std=0.2)
+
+    fast = run()
+    monkeypatch.setattr(block_kernels, "CANCEL", 1e3)  # float64 fails, longdouble mostly not
+    extended = run()
+    monkeypatch.setattr(block_kernels, "CANCEL", np.inf)  # every entry on the careful path
+    careful = run()
+    for other in (extended, careful):
+        np.testing.assert_allclose(fast.nngp, other.nngp, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(fast.ntk, other.ntk, rtol=1e-13, atol=0)
+
+
+def test_cross_kernels_use_the_fast_path_too():
+    X = hard_points(2)
+    full = hgmntk.kernels(X, activation="relu3", depth=2, b_std=0.3)
+    cross = hgmntk.kernels(X[:9], X[9:], activation="relu3", depth=2, b_std=0.3)
+    np.testing.assert_allclose(cross.ntk, full.ntk[:9, 9:], rtol=1e-13)
+    np.testing.assert_allclose(cross.nngp, full.nngp[:9, 9:], rtol=1e-13)
