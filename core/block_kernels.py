@@ -68,20 +68,35 @@ def precision_ratio(dtype) -> float:
     return float(np.finfo(dtype).eps / np.finfo(np.float64).eps)
 
 
+def layer_evaluators(evaluator, sa: list[np.ndarray], sb: list[np.ndarray]) -> list:
+    """Per-layer evaluators ``f(block, rows, cols, key)``: an evaluator with ``prepare``
+    (e.g. :class:`hgmntk.mehler.MehlerDual`) sets itself up for each layer's variances
+    (square roots ``sa[h]`` of the rows', ``sb[h]`` of the columns'); a plain one ignores
+    rows, cols and key."""
+    prepare = getattr(evaluator, "prepare", None)
+    if prepare is not None:
+        return [prepare(x, y) for x, y in zip(sa, sb)]
+    return [lambda block, rows, cols, key: evaluator(block)] * len(sa)
+
+
 def recursion(
     sigma: np.ndarray,
     err: np.ndarray,
     sqrt_rows: list[np.ndarray],
     sqrt_cols: list[np.ndarray],
-    ss: BlockEvaluator,
-    dsds: BlockEvaluator,
+    ss: list,
+    dsds: list,
     w2,
     b2,
     emit: Callable[[int, np.ndarray, np.ndarray], None],
+    rows=slice(None),
+    cols=slice(None),
 ) -> np.ndarray:
     """Run the layers from Sigma_0 = ``sigma`` (with error bound ``err``) in the float
-    type of ``sigma``; ``emit(h, Sigma_h, NTK_h)`` receives every layer h = 1..depth.
-    Returns the mask of entries that failed a test (see the module docstring)."""
+    type of ``sigma``; ``ss[h]``, ``dsds[h]`` are the layers' evaluators (see
+    :func:`layer_evaluators`; ``rows``, ``cols`` locate the block for them);
+    ``emit(h, Sigma_h, NTK_h)`` receives every layer h = 1..depth.  Returns the mask of
+    entries that failed a test (see the module docstring)."""
     cancel = CANCEL * precision_ratio(sigma.dtype)
     ntk = sigma.copy()
     ntk_err = err.copy()
@@ -90,8 +105,8 @@ def recursion(
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.clip(sigma / (sa * sb), -1, 1)
         block = PairBlock(sa, sb, rho)
-        e, ok_e = ss(block)
-        de, ok_d = dsds(block)
+        e, ok_e = ss[h - 1](block, rows, cols, "ss")
+        de, ok_d = dsds[h - 1](block, rows, cols, "dsds")
         flag |= ~ok_e
         flag |= ~ok_d
         wde = w2 * de
@@ -140,6 +155,8 @@ def block_layers(
     sq1 = [np.sqrt(s.astype(float)) for s in sigma_diag1]
     sq2 = [np.sqrt(s.astype(float)) for s in sigma_diag2]
     growth = 1 + np.sqrt(d) / 4
+    ss_layers = layer_evaluators(ss, sq1, sq2)
+    dsds_layers = layer_evaluators(dsds, sq1, sq2)
     rows = max(1, BLOCK_ENTRIES // max(n2, 1))
     starts = list(range(0, n1, rows))
 
@@ -163,7 +180,7 @@ def block_layers(
 
         flag = recursion(
             sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:] for s in sq2],
-            ss, dsds, w2, b2, emit,
+            ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, None),
         )
         if symmetric:  # pairs i < j only (the diagonal comes from the careful path)
             flag &= np.arange(r0, r1)[:, None] < np.arange(c0, n2)[None, :]
@@ -181,8 +198,8 @@ def block_layers(
     extended = fi.size
     if fi.size:
         fi, fj = _extended(
-            x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss, dsds, w_std, b_std,
-            lambda h: slot(h), nngp, ntk, symmetric,
+            x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss_layers, dsds_layers, w_std, b_std,
+            slot, nngp, ntk, symmetric,
         )
     return BlockResult(nngp, ntk, fi, fj, extended)
 
@@ -208,6 +225,6 @@ def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, nt
 
     flag = recursion(
         sigma, err.astype(ld), [np.sqrt(s[i]) for s in diag1], [np.sqrt(s[j]) for s in diag2],
-        ss, dsds, w2, b2, emit,
+        ss, dsds, w2, b2, emit, i, j,
     )
     return i[flag], j[flag]

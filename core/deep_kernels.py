@@ -280,14 +280,30 @@ class _Diagonal:
     e_dsds: list[np.ndarray]
 
 
-def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2) -> _Diagonal:
-    """Sigma_h(x, x) and NTK_h(x, x) for every row of x (collinear values, rho = 1)."""
+def _collinear_same(act: Activation, sigma: np.ndarray, fast) -> tuple[np.ndarray, np.ndarray]:
+    """E[s(u)^2] and E[s'(u)^2] for u ~ N(0, sigma): from the fast evaluator's ``collinear``
+    where it has one and vouches for the value, else from the collinear 1-D integrals."""
+    e = np.full(sigma.shape, np.nan, dtype=sigma.dtype)
+    f = e.copy()
+    todo = np.ones(sigma.shape, dtype=bool)
+    if fast is not None and hasattr(fast, "collinear") and sigma.size:
+        fe, ff, ok = fast.collinear(sigma.astype(float))
+        e[ok], f[ok] = fe[ok], ff[ok]
+        todo = ~ok
+    if np.any(todo):
+        e[todo] = collinear_values(act, "ss", sigma[todo], sigma[todo], 1.0)
+        f[todo] = collinear_values(act, "dsds", sigma[todo], sigma[todo], 1.0)
+    return e, f
+
+
+def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None) -> _Diagonal:
+    """Sigma_h(x, x) and NTK_h(x, x) for every row of x (collinear values, rho = 1; from
+    the fast evaluator ``fast`` of the ss dual where it offers them)."""
     hi, lo = dot2(x, x)
     sigma = affine_covariance(float(w2), float(b2), hi, lo, x.shape[1])
     out = _Diagonal([sigma], [sigma.copy()], [], [])
     for _ in range(depth):
-        e = collinear_values(act, "ss", sigma, sigma, 1.0)
-        f = collinear_values(act, "dsds", sigma, sigma, 1.0)
+        e, f = _collinear_same(act, sigma, fast)
         with np.errstate(invalid="ignore"):
             ntk = (w2 * e + b2) + out.ntk[-1] * (w2 * f)
         sigma = w2 * e + b2
@@ -336,10 +352,11 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
     n1, n2 = x1.shape[0], x2a.shape[0]
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
-    diag1 = _diagonal(act, x1, depth, w2, b2)
-    diag2 = diag1 if symmetric else _diagonal(act, x2a, depth, w2, b2)
-    kept = range(1, depth + 1) if keep_all else [depth]
     blocks = None if options else _block_evaluators(act, method)
+    fast = blocks[0] if blocks is not None else None
+    diag1 = _diagonal(act, x1, depth, w2, b2, fast)
+    diag2 = diag1 if symmetric else _diagonal(act, x2a, depth, w2, b2, fast)
+    kept = range(1, depth + 1) if keep_all else [depth]
     if blocks is not None:
         fast = block_layers(
             x1, x2a, symmetric=symmetric,

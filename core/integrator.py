@@ -17,7 +17,7 @@ code written once; activations are data.  Contract (what the core guarantees and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
@@ -35,6 +35,7 @@ class PairBlock:
     sa: np.ndarray
     sb: np.ndarray
     rho: np.ndarray
+    cache: dict = field(default_factory=dict)  # evaluators' shared work (one per block)
 
     @cached_property
     def theta(self) -> np.ndarray:

@@ -16,8 +16,22 @@ from hgmntk.errors import InvalidInputError
 from hgmntk.hgm import angle_sweep, solve_by_pairs
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
+from hgmntk.mehler import MehlerDual, is_entire_expression
 
 _SIDE = {"ss": "s", "dsds": "ds"}
+_MEHLER: dict[int, MehlerDual | None] = {}
+
+
+def mehler_evaluator(activation) -> MehlerDual | None:
+    """One Mehler evaluator per activation object (None unless s is entire and numeric)."""
+    key = id(activation)
+    if key not in _MEHLER:
+        s = activation.numeric_functions.get("s")
+        ok = activation.holonomic and s is not None and is_entire_expression(
+            activation.expression
+        ) and activation.pair_homogeneity("ss") is None
+        _MEHLER[key] = MehlerDual(s) if ok else None
+    return _MEHLER[key]
 
 
 class ClosedForm(Integrator):
@@ -66,6 +80,11 @@ class HolonomicGradient(Integrator):
         if key not in activation.duals:
             return f"activation {activation.name!r} ships no Pfaffian system for its {key} dual"
         return None
+
+    def block_evaluator(self, activation, key):
+        """Mehler's expansion (:mod:`hgmntk.mehler`) for activations built from entire
+        functions; None otherwise."""
+        return mehler_evaluator(activation) if key in ("ss", "dsds") else None
 
     def evaluate(self, activation, key, cov, *, rtol, chunk=4096):
         result = self._float_values(activation, key, cov, rtol, chunk)
