@@ -152,6 +152,28 @@ def test_installed_executable(tmp_path):
     assert res.stdout == ""
 
 
+def test_python_dash_m_hgmntk(tmp_path):
+    """``python -m hgmntk`` is the same command line as ``hgmntk``."""
+    env = {**os.environ, "HGMNTK_DATA_DIR": str(tmp_path / "data")}
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "--version"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"hgmntk {hgmntk.__version__}"
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "dual", "relu", "--a", "1", "--b", "2", "--c", "0.5"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-14)
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "dual", "relu", "--a", "1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 2 and res.stderr.startswith("hgmntk: error: ")
+
+
 # ----------------------------------------------------------------------------- activations
 def test_activations_table(capsys):
     code, out, _ = run(capsys, "activations")
