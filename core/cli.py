@@ -285,13 +285,15 @@ def _registry():
     return get_registry()
 
 
-def resolve_activation(text: str):
-    """A registered activation, or one derived (and cached) from an expression in u.
+def resolve_activation(text: str, method: str = "auto"):
+    """A registered activation, or one made from an expression in u.
 
-    Expressions are derived through ``hgmntk.cas_bridge.derive.derive_cached`` with the
-    expression as name; steps go to stderr when the derivation takes over a second.
+    With a quadrature ``method`` the expression is used as it is (holonomic or not); for
+    the exact methods it is derived (and cached) through
+    ``hgmntk.cas_bridge.derive.derive_cached`` with the expression as name; steps go to
+    stderr when the derivation takes over a second.
     """
-    from .dual_activation import get_activation
+    from .dual_activation import get_activation, get_integrator, no_system_hint
     from .errors import InvalidInputError
     from .expressions import parse_activation_expression
 
@@ -302,11 +304,14 @@ def resolve_activation(text: str):
         parse_activation_expression(text)
     except InvalidInputError:
         return get_activation(text)  # raises UnknownActivationError listing the names
+    if method != "auto" and not get_integrator(method).exact:
+        return get_activation(text, method)
     try:
         from .cas_bridge.derive import derive_cached
     except ImportError:
         return get_activation(text)  # says why expressions cannot be derived
-    return derive_cached(text, name=text, progress=_Progress(sys.stderr))
+    with no_system_hint():
+        return derive_cached(text, name=text, progress=_Progress(sys.stderr))
 
 
 def _monomial(exponents: Sequence[int], variables: Sequence[str]) -> str:
@@ -557,7 +562,7 @@ def cmd_dual(args: argparse.Namespace, out: TextIO) -> int:
 
     options = _parse_options(args.option)
     value, error = dual(
-        resolve_activation(args.activation),
+        resolve_activation(args.activation, args.method),
         args.a,
         args.b,
         args.c,
@@ -584,7 +589,7 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
     k = kernels(
         x1,
         x2,
-        activation=resolve_activation(args.activation),
+        activation=resolve_activation(args.activation, args.method),
         depth=args.depth,
         w_std=args.w_std,
         b_std=args.b_std,
@@ -623,7 +628,7 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
     if args.ridge < 0 or not math.isfinite(args.ridge):
         raise CLIError(f"--ridge must be a finite number >= 0, got {args.ridge}")
     model = KernelRegressor(
-        resolve_activation(args.activation),
+        resolve_activation(args.activation, args.method),
         args.depth,
         w_std=args.w_std,
         b_std=args.b_std,
@@ -1046,7 +1051,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  hgmntk dual relu --a 1 --b 2 --c 0.5\n"
         "  hgmntk dual relu --a 1 --b 1 --c 0.3 --derivative --method hgm --error\n"
         "  hgmntk dual 'Heaviside(u)*cos(u)' --a 1 --b 1 --c 0.5\n"
-        "  hgmntk dual sigmoid --a 1 --b 1 --c 0.5 --method gauss-hermite -o degree=120",
+        "  hgmntk dual sigmoid --a 1 --b 1 --c 0.5 --method gauss-hermite -o degree=120\n"
+        "  hgmntk dual 'u*tanh(log(1 + exp(u)))' --a 1 --b 1 --c 0.5 --method gauss-hermite",
     )
     p.add_argument(
         "activation",

@@ -189,7 +189,8 @@ def kernels(
     Parameters
     ----------
     x1 : array (n1, d);  x2 : array (n2, d) or None (then x2 = x1, symmetric output)
-    activation : registered name or SymPy expression string
+    activation : registered name or SymPy expression string (any expression with a
+        quadrature method; exact methods derive its Pfaffian system)
     depth : number of hidden layers (>= 1)
     w_std, b_std : weight and bias standard deviations (NTK parameterization)
     method : integrator for the duals ("auto", "closed", "hgm", "gauss-hermite", ...)
@@ -238,7 +239,7 @@ def kernel_layers(
     >>> [k.depth for k in hgmntk.kernel_layers(np.eye(2), activation="relu", depth=3)]
     [1, 2, 3]
     """
-    act = get_activation(activation)
+    act = get_activation(activation, method)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
     x1 = check_inputs(x1, "x1")
     symmetric = x2 is None
