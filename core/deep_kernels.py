@@ -211,7 +211,8 @@ def kernels(
     Parameters
     ----------
     x1 : array (n1, d);  x2 : array (n2, d) or None (then x2 = x1, symmetric output)
-    activation : registered name or SymPy expression string
+    activation : registered name or SymPy expression string (any expression with a
+        quadrature method; exact methods derive its Pfaffian system)
     depth : number of hidden layers (>= 1)
     w_std, b_std : weight and bias standard deviations (NTK parameterization)
     method : integrator for the duals ("auto", "closed", "hgm", "gauss-hermite", ...)
@@ -340,7 +341,7 @@ def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w
 
 def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, keep_all):
     """The kernels of the kept layers (every layer 1..depth, or the last)."""
-    act = get_activation(activation)
+    act = get_activation(activation, method)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
     x1 = check_inputs(x1, "x1")
     symmetric = x2 is None

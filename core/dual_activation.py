@@ -23,6 +23,7 @@ needs them to form the next layer's determinant without cancellation.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from .activation import DUAL_KEYS, Activation
 from .collinear import collinear_values
 from .covariance import Covariances
 from .errors import (
+    DerivationError,
     InvalidInputError,
     NotApplicableError,
     NotHolonomicError,
@@ -64,8 +66,15 @@ class DualResult:
     method: str
 
 
-def get_activation(activation: str | Activation) -> Activation:
-    """The registered activation of that name (or an expression, derived and cached)."""
+def get_activation(activation: str | Activation, method: str = "auto") -> Activation:
+    """The registered activation of that name, or one made from an expression in u.
+
+    An expression is parsed by the safe parser (:mod:`hgmntk.expressions`).  For a
+    quadrature ``method`` (an integrator that is not exact: gauss-hermite, monte-carlo, ...)
+    it is used as it is, holonomic or not; for the exact methods (closed, hgm, and "auto")
+    its Pfaffian systems are derived and cached, and a non-holonomic expression is refused
+    with the methods that do apply.
+    """
     from .plugin_manager import get_registry
 
     if isinstance(activation, Activation):
@@ -77,26 +86,62 @@ def get_activation(activation: str | Activation) -> Activation:
     registry = get_registry()
     if activation in registry.activations:
         return registry.activations[activation]
-    from .errors import InvalidInputError as _Invalid
-    from .expressions import parse_activation_expression
+    from .expressions import parse_activation_expression, quadrature_activation
 
     known = ", ".join(sorted(registry.activations))
     try:
         expr = parse_activation_expression(activation)
-    except _Invalid as exc:
+    except InvalidInputError as exc:
         raise UnknownActivationError(
             f"unknown activation {activation!r}; registered activations: {known}. "
             f"It is not an expression in u either ({exc}). Give a SymPy expression in u "
             "(e.g. 'Heaviside(u)*cos(u)') or derive one with 'hgmntk derive EXPR --name NAME'"
         ) from None
+    if method != "auto" and not get_integrator(method).exact:
+        return quadrature_activation(activation)
     try:
         from .cas_bridge.derive import derive_cached
     except ImportError as exc:
         raise UnknownActivationError(
             f"unknown activation {activation!r} (registered: {known}); deriving expressions "
-            f"needs the derivation engine, which failed to import: {exc}"
+            f"needs the derivation engine, which failed to import: {exc}. "
+            f"{applicable_methods_hint()}"
         ) from exc
-    return derive_cached(expr)
+    with no_system_hint():
+        return derive_cached(expr)
+
+
+def quadrature_methods() -> list[str]:
+    """Names of the registered integrators that are not exact (they need no Pfaffian system)."""
+    from .plugin_manager import get_registry
+
+    return sorted(name for name, i in get_registry().integrators.items() if not i.exact)
+
+
+def applicable_methods_hint() -> str:
+    """A sentence naming the methods that apply to an expression without a Pfaffian system."""
+    names = " or ".join(f"method={n!r}" for n in quadrature_methods()) or "a quadrature method"
+    return (
+        f"Methods that apply without a Pfaffian system: {names} (quadrature, approximate); "
+        "the exact methods 'closed' and 'hgm' (and 'auto', which tries them) need one."
+    )
+
+
+@contextmanager
+def no_system_hint():
+    """Add :func:`applicable_methods_hint` to a derivation that finds no Pfaffian system.
+
+    A :class:`NotHolonomicError`, or a :class:`DerivationError` of an expression the
+    engine does not support, is re-raised (same type) with the hint appended.
+    """
+    try:
+        yield
+    except NotHolonomicError as exc:
+        raise NotHolonomicError(f"{exc} {applicable_methods_hint()}", exc.expression) from None
+    except DerivationError as exc:
+        if type(exc) is not DerivationError:  # a CAS failure, not the expression's fault
+            raise
+        raise DerivationError(f"{exc}. {applicable_methods_hint()}") from None
 
 
 def get_integrator(name: str) -> Integrator:
@@ -131,8 +176,7 @@ def choose_integrator(activation: Activation, key: str, method: str) -> Integrat
     if not activation.holonomic:
         raise NotHolonomicError(
             f"activation {activation.name!r} ({activation.expression}) is not holonomic, so no "
-            "exact method applies; pass method='gauss-hermite' (or 'monte-carlo') for an "
-            "approximate value",
+            f"exact method applies. {applicable_methods_hint()}",
             activation.expression,
         )
     integrator = get_integrator("gauss-hermite")
@@ -291,7 +335,9 @@ def dual(
     Parameters
     ----------
     activation : str or Activation
-        A registered name (``hgmntk activations`` lists them) or a SymPy expression in u.
+        A registered name (``hgmntk activations`` lists them) or a SymPy expression in u:
+        any expression with a quadrature method, a holonomic one (its Pfaffian system is
+        derived and cached) with the exact methods.
     a, b, c : array_like
         Entries of L = [[a, c], [c, b]], broadcast together; L must be positive semidefinite.
     derivative : bool
@@ -317,7 +363,7 @@ def dual(
     >>> float(hgmntk.dual("relu", 1.0, 1.0, 0.0))  # 1/(2 pi)
     0.15915494309189535
     """
-    act = get_activation(activation)
+    act = get_activation(activation, method)
     if not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
         raise InvalidInputError(f"rtol must be a number in (0, 1), got {rtol!r}")
     key = DUAL_KEYS[bool(derivative)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import sympy
@@ -51,6 +52,8 @@ ALLOWED_FUNCTIONS: dict[str, object] = {
     )
 }
 _ALIASES = {"abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min, "e": sympy.E}
+#: Python literals SymPy prints in Piecewise conditions (``Piecewise((1, u > 0), (0, True))``).
+_LITERALS = frozenset({"True", "False"})
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9_+\-*/^()., <>=&|\t]*$")
 MAX_EXPRESSION_LENGTH = 2000
@@ -80,7 +83,7 @@ def parse_activation_expression(text: str, variable: str = "u") -> sympy.Expr:
         )
     local = {variable: U, **ALLOWED_FUNCTIONS, **_ALIASES}
     for name in _TOKEN.findall(text):
-        if name not in local:
+        if name not in local and name not in _LITERALS:
             known = ", ".join(sorted(k for k in ALLOWED_FUNCTIONS if k[0].isupper() or k == "pi"))
             raise InvalidInputError(
                 f"unknown name {name!r} in activation expression {text!r}: use the variable "
@@ -137,3 +140,102 @@ def lambdify_activation(text: str) -> Callable[[np.ndarray], np.ndarray] | None:
         return np.broadcast_to(np.asarray(fn(x), dtype=float), x.shape)
 
     return call
+
+
+def derivative_expression(expr: sympy.Expr) -> sympy.Expr:
+    """s'(u) of a parsed expression, as a distribution, by SymPy.
+
+    SymPy differentiates Heaviside(u - p) to DiracDelta(u - p) and sign to 2 DiracDelta, but
+    drops the jumps of a Piecewise: at each point p where a Piecewise condition switches,
+    the jump J = s(p+) - s(p-) is added as J delta(u - p) (minus what SymPy already wrote
+    there).  Terms f(u) delta(u - p) are reduced to f(p) delta(u - p), so u delta(u) = 0
+    and relu written as u*Heaviside(u) has the derivative Heaviside(u).
+    """
+    deriv = sympy.diff(expr, U)
+    if expr.has(sympy.Piecewise):
+        deriv += _piecewise_jumps(expr, deriv)
+    if deriv.has(sympy.DiracDelta):
+        deriv = _reduce_deltas(deriv)
+    return deriv
+
+
+def _breakpoints(expr: sympy.Expr) -> set[sympy.Expr]:
+    """Real points where a condition of a Piecewise in ``expr`` can switch."""
+    points: set[sympy.Expr] = set()
+    for pw in expr.atoms(sympy.Piecewise):
+        for _, cond in pw.args:
+            for rel in cond.atoms(sympy.core.relational.Relational):
+                for root in sympy.solve(rel.lhs - rel.rhs, U):
+                    if root.is_real:
+                        points.add(root)
+    return points
+
+
+def _piecewise_jumps(expr: sympy.Expr, deriv: sympy.Expr) -> sympy.Expr:
+    """sum_p (J_p - c_p) delta(u - p) over the Piecewise breakpoints of ``expr``, where J_p is
+    the jump of s at p and c_p the weight SymPy's derivative already gives delta(u - p)."""
+    extra = sympy.Integer(0)
+    written = _reduce_deltas(deriv) if deriv.has(sympy.DiracDelta) else sympy.Integer(0)
+    for p in sorted(_breakpoints(expr), key=float):
+        t = sympy.Symbol("t", positive=True)
+        try:  # with t > 0 the conditions at p +- t decide themselves (limit() may not)
+            jump = sympy.limit(expr.subs(U, p + t), t, 0, "+") - sympy.limit(
+                expr.subs(U, p - t), t, 0, "+"
+            )
+        except Exception as exc:  # SymPy raises many types for limits it cannot take
+            raise InvalidInputError(
+                f"cannot tell whether {sympy.sstr(expr)} jumps at u = {p}: {exc}"
+            ) from exc
+        delta = sympy.DiracDelta(U - p)
+        present = sympy.expand(written).coeff(delta)
+        missing = sympy.simplify(jump - present)
+        if missing != 0:
+            extra += missing * delta
+    return extra
+
+
+def _reduce_deltas(deriv: sympy.Expr) -> sympy.Expr:
+    """Replace f(u) delta(u - p) by f(p) delta(u - p) (delta of order 0, linear argument)."""
+    out = sympy.Integer(0)
+    for term in sympy.Add.make_args(sympy.expand(deriv)):
+        deltas = [f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta)]
+        if len(deltas) != 1 or len(deltas[0].args) != 1:
+            out += term
+            continue
+        delta = deltas[0]
+        arg = delta.args[0]
+        if not arg.is_polynomial(U) or sympy.degree(arg, U) != 1:
+            out += term
+            continue
+        (p,) = sympy.solve(arg, U)
+        weight = sympy.simplify((term / delta).subs(U, p))
+        if weight != 0:
+            out += weight * delta
+    return out
+
+
+@lru_cache(maxsize=128)
+def quadrature_activation(text: str):
+    """An :class:`~hgmntk.Activation` of the expression ``text`` for quadrature integrators.
+
+    No Pfaffian system is derived (the expression need not be holonomic): s is the parsed
+    expression and s' its derivative by :func:`derivative_expression`.  A Dirac term in s'
+    (s jumps) is kept, and quadrature then refuses the derivative dual.
+    """
+    from .activation import Activation
+
+    expr = parse_activation_expression(text)
+    deriv = derivative_expression(expr)
+    deriv_text = sympy.sstr(deriv)
+    try:  # the stored text is re-parsed (safely) wherever s' is evaluated
+        same = sympy.simplify(parse_activation_expression(deriv_text) - deriv) == 0
+    except InvalidInputError:
+        same = False
+    return Activation(
+        name=text,
+        expression=text,
+        derivative=deriv_text if same else None,
+        description="expression for quadrature only (no Pfaffian system derived)",
+        holonomic=False,
+        provenance={"engine": "none", "derivative": "SymPy" if same else "unavailable"},
+    )

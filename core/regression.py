@@ -15,20 +15,123 @@ Both solve with a Cholesky factorisation of the regularised training kernel.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import linalg
 
 from .deep_kernels import check_inputs, kernels
 from .errors import HgmntkError, InvalidInputError
 
+try:  # scikit-learn is optional: pip install "hgmntk[sklearn]"
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.exceptions import NotFittedError as _NotFittedBase
 
-class NotFittedError(HgmntkError, RuntimeError):
-    """predict() called before fit()."""
+    HAVE_SKLEARN = True
+except ImportError:  # the same protocol, written out (get_params/set_params, score)
+    HAVE_SKLEARN = False
+
+    class _NotFittedBase(ValueError, AttributeError):  # type: ignore[no-redef]
+        """Stands in for sklearn.exceptions.NotFittedError."""
+
+    class BaseEstimator:  # type: ignore[no-redef]
+        """scikit-learn's parameter protocol: the __init__ arguments are the parameters."""
+
+        @classmethod
+        def _get_param_names(cls) -> list[str]:
+            import inspect
+
+            sig = inspect.signature(cls.__init__)
+            return sorted(p.name for p in sig.parameters.values()
+                          if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+        def get_params(self, deep: bool = True) -> dict[str, Any]:
+            """The parameters given to __init__ (``deep`` has nothing to recurse into)."""
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **params: Any):
+            """Set parameters by name; returns self."""
+            valid = self._get_param_names()
+            for name, value in params.items():
+                if name not in valid:
+                    raise ValueError(
+                        f"Invalid parameter {name!r} for estimator {type(self).__name__}; "
+                        f"valid parameters are: {valid}"
+                    )
+                setattr(self, name, value)
+            return self
+
+        def __repr__(self) -> str:
+            args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+            return f"{type(self).__name__}({args})"
+
+    class RegressorMixin:  # type: ignore[no-redef]
+        """``score`` = the coefficient of determination R^2, as in scikit-learn."""
+
+        def score(self, X, y, sample_weight=None) -> float:
+            """R^2 = 1 - sum w (y - yhat)^2 / sum w (y - mean_w y)^2 (averaged over outputs)."""
+            y = np.asarray(y, dtype=float)
+            pred = np.asarray(self.predict(X), dtype=float).reshape(y.shape)
+            w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+            w = w.reshape(-1, *([1] * (y.ndim - 1)))
+            resid = (w * (y - pred) ** 2).sum(axis=0)
+            mean = (w * y).sum(axis=0) / w.sum()
+            total = (w * (y - mean) ** 2).sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = np.where(total > 0, 1 - resid / total, np.where(resid > 0, 0.0, 1.0))
+            return float(np.mean(r2))
+
+
+class NotFittedError(HgmntkError, _NotFittedBase, RuntimeError):
+    """predict() called before fit() (scikit-learn's NotFittedError when it is installed)."""
+
+
+class InputTypeError(InvalidInputError, TypeError):
+    """Input that is not numeric at all (a dict in an object array, a sparse matrix)."""
+
+
+def _check_X(X, name: str = "X") -> np.ndarray:
+    """Inputs as a finite 2-D float array, with scikit-learn's messages for its checks."""
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise InputTypeError(
+            f"{name} is a sparse matrix; sparse input is not supported (the kernels need dense "
+            "inputs): pass X.toarray()"
+        )
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a numeric array: {exc}") from exc
+    if arr.dtype.kind == "c":
+        raise InvalidInputError(f"Complex data not supported: {name} has complex entries")
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(float)
+        except TypeError as exc:  # e.g. "float() argument must be a string or a real number"
+            raise InputTypeError(f"{name} must be numeric: {exc}") from exc
+    if arr.ndim == 1:
+        raise InvalidInputError(
+            f"Expected a 2-D array for {name}, got a 1-D array of shape {arr.shape}. Reshape "
+            "your data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a "
+            "single sample"
+        )
+    if arr.ndim == 2 and 0 in arr.shape:
+        what = "sample(s)" if arr.shape[0] == 0 else "feature(s)"
+        raise InvalidInputError(
+            f"Found array with 0 {what} (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    return check_inputs(arr, name)
 
 
 def _check_targets(y, n: int) -> np.ndarray:
+    if y is None:
+        raise InvalidInputError(
+            "KernelRegressor requires y to be passed, but the target y is None"
+        )
     try:
-        arr = np.asarray(y, dtype=float)
+        arr = np.asarray(y)
+        if arr.dtype.kind == "c":
+            raise InvalidInputError("Complex data not supported: y has complex entries")
+        arr = arr.astype(float)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"y must be numeric: {exc}") from exc
     if arr.ndim not in (1, 2) or arr.shape[0] != n:
@@ -50,8 +153,34 @@ def _factor(matrix: np.ndarray, ridge: float):
         ) from exc
 
 
-class KernelRegressor:
-    """Scikit-learn style regressor with the infinite-width NNGP or NTK.
+class KernelRegressor(RegressorMixin, BaseEstimator):
+    """Kernel regression with the infinite-width NNGP or NTK, a scikit-learn estimator.
+
+    Parameters are stored as given and checked by :meth:`fit`, so ``clone``,
+    ``GridSearchCV`` (over ``depth``, ``w_std``, ``b_std``, ``ridge``, ``kernel``, ...),
+    ``cross_val_score`` and ``Pipeline`` work; scikit-learn is optional (without it the
+    same ``get_params``/``set_params``/``score`` protocol is provided here).
+
+    Parameters
+    ----------
+    activation : str or Activation
+        Registered name or SymPy expression in u (see :func:`hgmntk.dual`).
+    depth : int
+        Number of hidden layers (>= 1).
+    w_std, b_std : float
+        Weight and bias standard deviations (NTK parameterization).
+    kernel : {"ntk", "nngp"}
+        Regress with the NTK (trained network) or the NNGP (Bayesian posterior).
+    ridge : float
+        lam >= 0 added to the diagonal of the training kernel.
+    method : str
+        Integrator of the duals ("auto", "closed", "hgm", "gauss-hermite", ...).
+
+    Attributes
+    ----------
+    X_, y_ : training inputs and targets;  n_features_in_ : number of features;
+    k_train_ : :class:`~hgmntk.Kernels` of the training set;  factor_ : Cholesky factor of
+    K(X, X) + ridge I;  alpha_ : (K + ridge I)^-1 y.
 
     Examples
     --------
@@ -64,7 +193,7 @@ class KernelRegressor:
 
     def __init__(
         self,
-        activation: str = "relu",
+        activation: Any = "relu",
         depth: int = 1,
         *,
         w_std: float = 1.0,
@@ -73,17 +202,32 @@ class KernelRegressor:
         ridge: float = 1e-10,
         method: str = "auto",
     ) -> None:
-        if kernel not in ("ntk", "nngp"):
-            raise InvalidInputError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}")
-        if not isinstance(ridge, (int, float)) or not np.isfinite(ridge) or ridge < 0:
-            raise InvalidInputError(f"ridge must be a finite number >= 0, got {ridge!r}")
         self.activation = activation
         self.depth = depth
         self.w_std = w_std
         self.b_std = b_std
         self.kernel = kernel
-        self.ridge = float(ridge)
+        self.ridge = ridge
         self.method = method
+
+    def __sklearn_tags__(self):
+        """scikit-learn tags: several target columns are supported (y of shape (n, k))."""
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _check_params(self) -> float:
+        if self.kernel not in ("ntk", "nngp"):
+            raise InvalidInputError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}")
+        ridge = self.ridge
+        if (
+            isinstance(ridge, bool)
+            or not isinstance(ridge, (int, float, np.integer, np.floating))
+            or not np.isfinite(ridge)
+            or ridge < 0
+        ):
+            raise InvalidInputError(f"ridge must be a finite number >= 0, got {ridge!r}")
+        return float(ridge)
 
     def _kernels(self, x1, x2=None):
         return kernels(
@@ -98,7 +242,8 @@ class KernelRegressor:
 
     def fit(self, X, y) -> KernelRegressor:
         """Compute the training kernels and factorise K(X, X) + ridge I."""
-        X = check_inputs(X, "X")
+        ridge = self._check_params()
+        X = _check_X(X)
         y = _check_targets(y, X.shape[0])
         k = self._kernels(X)
         train = k.ntk if self.kernel == "ntk" else k.nngp
@@ -109,19 +254,27 @@ class KernelRegressor:
             )
         self.X_ = X
         self.y_ = y
+        self.n_features_in_ = X.shape[1]
         self.k_train_ = k
-        self.factor_ = _factor(train, self.ridge)
+        self.factor_ = _factor(train, ridge)
         self.alpha_ = linalg.cho_solve(self.factor_, y)
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "alpha_")
+
     def predict(self, X, return_std: bool = False):
-        """Predictive mean (and standard deviation) at test inputs X."""
+        """Predictive mean K(x, X) alpha_ (and standard deviation) at test inputs X."""
         if not hasattr(self, "alpha_"):
-            raise NotFittedError("call fit(X, y) before predict(X)")
-        X = check_inputs(X, "X")
-        if X.shape[1] != self.X_.shape[1]:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) "
+                "before predict(X)"
+            )
+        X = _check_X(X)
+        if X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
-                f"X has {X.shape[1]} features but the model was fitted on {self.X_.shape[1]}"
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
             )
         cross = self._kernels(X, self.X_)
         kx = cross.ntk if self.kernel == "ntk" else cross.nngp

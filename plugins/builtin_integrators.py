@@ -151,12 +151,19 @@ class _Quadrature(Integrator):
     exact = False
 
     def unavailable_reason(self, activation, key):
-        if _numeric_pair(activation, key) is None:
+        if _numeric_pair(activation, key) is not None:
+            return None
+        text = activation.function_expression(key)
+        if text and "DiracDelta" in text:
             return (
-                f"the {key} dual of {activation.name!r} involves a Dirac delta or has no numeric "
-                "expression, which quadrature cannot sample"
+                f"the {key} dual of {activation.name!r} needs s'(u) = {text}, which has a Dirac "
+                "delta term (s jumps) that quadrature cannot sample; a holonomic activation's "
+                "derivative dual is available by method='hgm'"
             )
-        return None
+        return (
+            f"the {key} dual of {activation.name!r} has no numeric expression (Dirac delta or "
+            "none given) that quadrature could sample"
+        )
 
 
 class GaussHermite(_Quadrature):

@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference values of ../shared/reference and a private data dir."""
+"""Shared fixtures: the reference values of tests/reference and a private data dir."""
 
 from __future__ import annotations
 
@@ -12,38 +12,34 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The reference values shipped with the tests (see tests/reference/README.md).
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 
-def reference_dir() -> Path | None:
-    """../shared/reference beside the checkout (or $HGMNTK_REFERENCE_DIR)."""
+def reference_dir() -> Path:
+    """The folder of duals.json and kernels.json: $HGMNTK_REFERENCE_DIR, else tests/reference.
+
+    A folder named by the variable that lacks duals.json is an error (a typo must not
+    silently test against the shipped copy).
+    """
     env = os.environ.get("HGMNTK_REFERENCE_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [ROOT.parent / "shared" / "reference", ROOT / "shared" / "reference"]
-    for c in candidates:
-        if (c / "duals.json").is_file():
-            return c
-    return None
-
-
-def need_reference() -> Path:
-    """The reference folder; skip (or fail in CI) when it is absent."""
-    folder = reference_dir()
-    if folder is None:
-        msg = "reference values (shared/reference beside the checkout) not found"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    folder = Path(env) if env else REFERENCE_DIR
+    if not (folder / "duals.json").is_file():
+        raise FileNotFoundError(
+            f"reference values not found: {folder / 'duals.json'} "
+            + ("(HGMNTK_REFERENCE_DIR)" if env else "(shipped with the tests)")
+        )
     return folder
 
 
 @lru_cache(maxsize=1)
 def _duals() -> list[dict]:
-    return json.loads((need_reference() / "duals.json").read_text())
+    return json.loads((reference_dir() / "duals.json").read_text())
 
 
 @lru_cache(maxsize=1)
 def _kernels() -> dict:
-    return json.loads((need_reference() / "kernels.json").read_text())
+    return json.loads((reference_dir() / "kernels.json").read_text())
 
 
 def dual_records(activation: str) -> list[dict]:

@@ -4,7 +4,7 @@ For relu, step, sin, erf and resin, the activation is derived from its
 expression with each backend forced: ``sympy`` (the pure-Python engine), ``singular`` and
 ``macaulay2``.  All must give the rank of the shipped system and the same Pfaffian matrices
 as exact rational functions; the duals of each derived activation, E_ss and E_dsds by the
-HGM, must agree with every record of ../shared/reference/duals.json to 1e-12.  Skipped
+HGM, must agree with every record of tests/reference/duals.json to 1e-12.  Skipped
 with the reason when a CAS is missing (a failure under ``HGMNTK_REQUIRE_CAS``).
 
 GeLU with a CAS is covered by its rank and restriction ideal (test_cas_singular.py,

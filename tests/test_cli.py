@@ -152,6 +152,84 @@ def test_installed_executable(tmp_path):
     assert res.stdout == ""
 
 
+def test_python_dash_m_hgmntk(tmp_path):
+    """``python -m hgmntk`` is the same command line as ``hgmntk``."""
+    env = {**os.environ, "HGMNTK_DATA_DIR": str(tmp_path / "data")}
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "--version"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"hgmntk {hgmntk.__version__}"
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "dual", "relu", "--a", "1", "--b", "2", "--c", "0.5"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) == pytest.approx(relu_dual(1, 2, 0.5), rel=1e-14)
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk.cli", "--version"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 0 and res.stdout.strip() == f"hgmntk {hgmntk.__version__}"
+    res = subprocess.run(
+        [sys.executable, "-m", "hgmntk", "dual", "relu", "--a", "1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert res.returncode == 2 and res.stderr.startswith("hgmntk: error: ")
+
+
+#: Which module of hgmntk.cli holds each command (its parser and its handler).
+COMMAND_GROUPS = {
+    "activations": "catalog",
+    "plugins": "catalog",
+    "dual": "compute",
+    "kernel": "compute",
+    "regress": "compute",
+    "derive": "authoring",
+    "backends": "authoring",
+    "new-plugin": "authoring",
+}
+
+
+def test_layout_one_module_per_command_group():
+    """Each command's parser and handler live together in its group's module."""
+    import argparse
+    import importlib
+
+    from hgmntk.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMAND_GROUPS) == set(SUBCOMMANDS)
+    for command, group in COMMAND_GROUPS.items():
+        module = importlib.import_module(f"hgmntk.cli.{group}")
+        handler = sub.choices[command].get_default("func")
+        assert handler.__module__ == module.__name__, command
+        assert callable(getattr(module, f"add_{command.replace('-', '_')}_parser"))
+
+
+def test_public_import_paths_keep_working():
+    from importlib.metadata import entry_points
+
+    import hgmntk.cli
+    import hgmntk.cli.plugin_template
+    from hgmntk.cas_bridge.plugin_template import write_plugin_package
+    from hgmntk.cli import (  # noqa: F401
+        CLIError,
+        build_parser,
+        quadrature_dual,
+        read_matrix,
+        resolve_activation,
+        verify_activation,
+    )
+
+    assert write_plugin_package is hgmntk.cli.plugin_template.write_plugin_package
+    (script,) = entry_points(group="console_scripts", name="hgmntk")
+    assert script.value == "hgmntk.cli:main"
+    assert script.load() is hgmntk.cli.main
+
+
 # ----------------------------------------------------------------------------- activations
 def test_activations_table(capsys):
     code, out, _ = run(capsys, "activations")
@@ -685,7 +763,7 @@ def test_derive_install_and_use(capsys, tmp_path):
 
 
 def test_derive_to_plugin_package(capsys, tmp_path):
-    pytest.importorskip("hgmntk.cas_bridge.plugin_template")
+    pytest.importorskip("hgmntk.cli.plugin_template")
     out_dir = tmp_path / "pkg"
     code, out, err = run(
         capsys,
@@ -721,9 +799,9 @@ def test_derive_errors(capsys):
 
 def test_derive_verification_failure(capsys, tmp_path, monkeypatch):
     pytest.importorskip("hgmntk.cas_bridge.derive")
-    import hgmntk.cli
+    import hgmntk.cli.authoring
 
-    monkeypatch.setattr(hgmntk.cli, "quadrature_dual", lambda fn, a, b, c: 1.0)
+    monkeypatch.setattr(hgmntk.cli.authoring, "quadrature_dual", lambda fn, a, b, c: 1.0)
     code, _, err = run(capsys, "derive", "Heaviside(u)*u", "--name", "notme")
     assert_user_error(code, err, "verification failed", "--no-verify")
     assert not (tmp_path / "data" / "activations" / "notme.json").exists()
@@ -766,7 +844,7 @@ def test_progress_reports_only_slow_derivations():
 
 # ----------------------------------------------------------------------------- new-plugin
 def test_new_plugin_scaffold(capsys, tmp_path):
-    pytest.importorskip("hgmntk.cas_bridge.plugin_template")
+    pytest.importorskip("hgmntk.cli.plugin_template")
     out_dir = tmp_path / "hgmntk-myact"
     code, out, err = run(capsys, "new-plugin", "myact", "--out", str(out_dir))
     assert code == 0, err

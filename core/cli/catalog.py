@@ -1,0 +1,271 @@
+"""``hgmntk activations [show NAME]`` and ``hgmntk plugins``: what is registered.
+
+Each command's parser (``add_*_parser``) sits next to its handler (``cmd_*``);
+:func:`register` adds them all to the ``hgmntk`` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .authoring import _backend_infos, _print_backends
+from .common import (
+    EXIT_OK,
+    FORMATTER,
+    print_json,
+    print_table,
+    registry,
+    resolve_activation,
+)
+
+
+def add_activations_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk activations``."""
+    p = sub.add_parser(
+        "activations",
+        formatter_class=FORMATTER,
+        help="list registered activations",
+        description="List the registered activations: rank of the Pfaffian systems of the "
+        "duals E[s(u)s(v)] (ss) and E[s'(u)s'(v)] (dsds), degree of positive homogeneity, "
+        "whether a closed form is known and whether the activation is holonomic.",
+        epilog="examples:\n"
+        "  hgmntk activations\n"
+        "  hgmntk activations --json\n"
+        "  hgmntk activations show relu\n"
+        "  hgmntk activations show step --json",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.set_defaults(func=cmd_activations)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    ps = actions.add_parser(
+        "show",
+        formatter_class=FORMATTER,
+        help="details of one activation",
+        description="Show an activation: expression, derivative, annihilators and, for each "
+        "dual, the rank, standard monomials, ideal, base point, initial values and the "
+        "Pfaffian matrices P_x with dF/dx = P_x F, and where the data come from.",
+        epilog="examples:\n"
+        "  hgmntk activations show relu\n"
+        "  hgmntk activations show relu --json | python -m json.tool",
+    )
+    ps.add_argument("name", metavar="NAME", help="activation name (or expression in u)")
+    ps.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable JSON output",
+    )
+    ps.set_defaults(func=cmd_activations)
+
+
+def _monomial(exponents: Sequence[int], variables: Sequence[str]) -> str:
+    """(i, j, k) -> 'd11^i d12^j d22^k' (zero exponents left out, '1' for the constant)."""
+    names = [("d" + v[1:]) if v.startswith("x") else f"d{v}" for v in variables]
+    parts = [n if e == 1 else f"{n}^{e}" for n, e in zip(names, exponents, strict=True) if e]
+    return " ".join(parts) or "1"
+
+
+
+def cmd_activations(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk activations``: table (or JSON) of registered activations."""
+    if getattr(args, "action", None) == "show":
+        return cmd_activations_show(args, out)
+    reg = registry()
+    records = []
+    for name in sorted(reg.activations):
+        act = reg.activations[name]
+        records.append(
+            {
+                "name": name,
+                "rank": {k: s.rank for k, s in act.duals.items()},
+                "homogeneity": act.homogeneity.get("s"),
+                "closed_form": sorted(act.closed_forms),
+                "holonomic": act.holonomic,
+                "description": act.description,
+                "plugin": reg.origin.get(("activation", name)),
+            }
+        )
+    if args.json:
+        print_json(records, out)
+        return EXIT_OK
+    rows = [
+        (
+            r["name"],
+            r["rank"].get("ss", "-"),
+            r["rank"].get("dsds", "-"),
+            "-" if r["homogeneity"] is None else r["homogeneity"],
+            "yes" if r["closed_form"] else "no",
+            "yes" if r["holonomic"] else "no",
+            r["description"],
+        )
+        for r in records
+    ]
+    print_table(
+        rows, ("name", "rank ss", "rank dsds", "homog.", "closed", "holonomic", "description"), out
+    )
+    return EXIT_OK
+
+
+def _system_record(system) -> dict[str, Any]:
+    import sympy
+
+    matrices = system.matrices_sympy()
+    return {
+        "pair": list(system.pair),
+        "variables": list(system.variables),
+        "rank": system.rank,
+        "standard_monomials": [_monomial(m, system.variables) for m in system.standard_monomials],
+        "ideal": list(system.ideal),
+        "base_point": dict(zip(system.variables, system.base_point, strict=True)),
+        "initial_values": list(system.initial_values),
+        "pfaffian": {
+            v: [[sympy.sstr(e) for e in row] for row in m.tolist()]
+            for v, m in zip(system.variables, matrices, strict=True)
+        },
+        "_sympy": matrices,
+    }
+
+
+def cmd_activations_show(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk activations show NAME``: everything hgmntk knows about one activation."""
+    import sympy
+
+    act = resolve_activation(args.name)
+    reg = registry()
+    duals = {k: _system_record(s) for k, s in act.duals.items()}
+    record = {
+        "name": act.name,
+        "description": act.description,
+        "expression": act.expression,
+        "derivative": act.derivative,
+        "holonomic": act.holonomic,
+        "homogeneity": dict(act.homogeneity),
+        "annihilators": {k: list(v) for k, v in act.annihilators.items()},
+        "closed_forms": sorted(act.closed_forms),
+        "collinear": {k: v.to_json() for k, v in act.collinear.items()},
+        "duals": {k: {kk: vv for kk, vv in d.items() if kk != "_sympy"} for k, d in duals.items()},
+        "provenance": dict(act.provenance),
+        "plugin": reg.origin.get(("activation", act.name)),
+        "source": act.source,
+    }
+    if args.json:
+        print_json(record, out)
+        return EXIT_OK
+    w = out.write
+    w(f"{act.name}: {act.description}\n")
+    w(f"  expression   s(u)  = {act.expression}\n")
+    w(f"  derivative   s'(u) = {act.derivative}\n")
+    w(f"  holonomic    {'yes' if act.holonomic else 'no (quadrature methods only)'}\n")
+    if act.homogeneity:
+        hom = ", ".join(f"{k}: {'-' if v is None else v}" for k, v in act.homogeneity.items())
+        w(f"  homogeneity  {hom}\n")
+    w(f"  closed forms {', '.join(sorted(act.closed_forms)) or 'none'}\n")
+    if record["plugin"]:
+        w(f"  plugin       {record['plugin']}\n")
+    for side, ops in act.annihilators.items():
+        w(f"  annihilators of {side}: {'; '.join(ops)}\n")
+    labels = {"ss": "E[s(u) s(v)]", "dsds": "E[s'(u) s'(v)]"}
+    for key, d in duals.items():
+        w(f"\ndual {key} = {labels.get(key, key)}: rank {d['rank']}\n")
+        w(f"  standard monomials: {', '.join(d['standard_monomials'])}\n")
+        if d["ideal"]:
+            w("  ideal:\n")
+            for g in d["ideal"]:
+                w(f"    {g}\n")
+        bp = ", ".join(f"{k} = {v}" for k, v in d["base_point"].items())
+        w(f"  base point: {bp}\n")
+        w("  initial values F(base point):\n")
+        for m, v in zip(d["standard_monomials"], d["initial_values"], strict=True):
+            w(f"    {m:<14} {v}\n")
+        w("  Pfaffian matrices dF/dx = P(x) F:\n")
+        for v, m in zip(d["variables"], d["_sympy"], strict=True):
+            w(f"    P_{v} =\n")
+            pretty = sympy.pretty(m, use_unicode=False, wrap_line=False)
+            for line in pretty.splitlines():
+                w(f"      {line}\n")
+    if act.collinear:
+        w("\ncollinear data (rho = +-1):\n")
+        for k, v in act.collinear.items():
+            w(f"  {k}: {json.dumps(v.to_json())}\n")
+    w("\nprovenance:\n")
+    for k, v in act.provenance.items():
+        w(f"  {k}: {v}\n")
+    if act.source:
+        w(f"  file: {act.source}\n")
+    return EXIT_OK
+
+
+
+def add_plugins_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk plugins``."""
+    p = sub.add_parser(
+        "plugins",
+        formatter_class=FORMATTER,
+        help="list loaded plugins, integrators, CAS backends",
+        description="List the loaded hgmntk plugins with the hooks each implements and the "
+        "distribution it comes from, then the integrators (--method values) and the CAS "
+        "backends.  Set HGMNTK_DISABLE_PLUGINS=name1,name2 to block plugins.",
+        epilog="examples:\n  hgmntk plugins\n  hgmntk plugins --json",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.set_defaults(func=cmd_plugins)
+
+
+def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk plugins``: plugins with their hooks, then integrators and CAS backends."""
+    from ..plugin_manager import BUILTIN_PLUGINS, OPTIONAL_BUILTIN_PLUGINS
+
+    reg = registry()
+    builtin = set(BUILTIN_PLUGINS) | set(OPTIONAL_BUILTIN_PLUGINS)
+    plugins = []
+    for p in reg.plugins():
+        dist = p.get("distribution") or ("hgmntk (built-in)" if p["name"] in builtin else None)
+        plugins.append({**p, "distribution": dist})
+    integrators = [
+        {
+            "name": name,
+            "description": integ.description,
+            "exact": bool(integ.exact),
+            "options": dict(integ.options),
+            "plugin": reg.origin.get(("integrator", name)),
+        }
+        for name, integ in sorted(reg.integrators.items())
+    ]
+    backends = _backend_infos() if reg.backends else []
+    if args.json:
+        print_json({"plugins": plugins, "integrators": integrators, "backends": backends}, out)
+        return EXIT_OK
+    print("plugins:", file=out)
+    print_table(
+        [(p["name"], ", ".join(p["hooks"]) or "-", p["distribution"] or "-") for p in plugins],
+        ("name", "hooks", "distribution"),
+        out,
+    )
+    print("\nintegrators (--method):", file=out)
+    print_table(
+        [
+            (
+                i["name"],
+                "yes" if i["exact"] else "no",
+                ", ".join(f"{k}={v}" for k, v in i["options"].items()) or "-",
+                i["description"],
+            )
+            for i in integrators
+        ],
+        ("name", "exact", "options", "description"),
+        out,
+    )
+    if backends:
+        print("\nCAS backends (hgmntk derive --backend):", file=out)
+        _print_backends(backends, out, full=False)
+    return EXIT_OK
+
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``activations`` and ``plugins`` to the subcommands."""
+    add_activations_parser(sub)
+    add_plugins_parser(sub)

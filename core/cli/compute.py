@@ -1,0 +1,236 @@
+"""``hgmntk dual``, ``hgmntk kernel`` and ``hgmntk regress``: the numbers.
+
+Each command's parser (``add_*_parser``) sits next to its handler (``cmd_*``);
+:func:`register` adds them all to the ``hgmntk`` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TextIO
+
+import numpy as np
+
+from .common import (
+    EXIT_OK,
+    FORMATTER,
+    CLIError,
+    add_method_options,
+    add_network_options,
+    atomic_write,
+    check_output_path,
+    format_float,
+    parse_options,
+    read_inputs,
+    read_targets,
+    resolve_activation,
+    save_array,
+)
+
+
+def add_dual_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk dual``."""
+    p = sub.add_parser(
+        "dual",
+        formatter_class=FORMATTER,
+        help="evaluate one dual activation value",
+        description="Print E[s(u) s(v)] (or E[s'(u) s'(v)] with --derivative) for (u, v) ~ "
+        "N(0, [[a, c], [c, b]]) with 17 significant digits; with --error also the estimated "
+        "absolute error, on the same line after a space.",
+        epilog="examples:\n"
+        "  hgmntk dual relu --a 1 --b 2 --c 0.5\n"
+        "  hgmntk dual relu --a 1 --b 1 --c 0.3 --derivative --method hgm --error\n"
+        "  hgmntk dual 'Heaviside(u)*cos(u)' --a 1 --b 1 --c 0.5\n"
+        "  hgmntk dual sigmoid --a 1 --b 1 --c 0.5 --method gauss-hermite -o degree=120\n"
+        "  hgmntk dual 'u*tanh(log(1 + exp(u)))' --a 1 --b 1 --c 0.5 --method gauss-hermite",
+    )
+    p.add_argument(
+        "activation",
+        metavar="ACTIVATION",
+        help="registered name (see 'hgmntk activations') or SymPy expression in u",
+    )
+    p.add_argument("--a", type=float, required=True, help="variance of u")
+    p.add_argument("--b", type=float, required=True, help="variance of v")
+    p.add_argument("--c", type=float, required=True, help="covariance of u and v")
+    p.add_argument("--derivative", action="store_true", help="dual of the derivative s'")
+    p.add_argument("--error", action="store_true", help="also print the error estimate")
+    add_method_options(p)
+    p.set_defaults(func=cmd_dual)
+
+
+def cmd_dual(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk dual``: one dual activation value."""
+    from ..dual_activation import dual
+
+    options = parse_options(args.option)
+    value, error = dual(
+        resolve_activation(args.activation, args.method),
+        args.a,
+        args.b,
+        args.c,
+        derivative=args.derivative,
+        method=args.method,
+        rtol=args.rtol,
+        return_error=True,
+        **options,
+    )
+    if args.error:
+        print(f"{format_float(value)} {float(error):.3g}", file=out)
+    else:
+        print(format_float(value), file=out)
+    return EXIT_OK
+
+
+
+def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk kernel``."""
+    p = sub.add_parser(
+        "kernel",
+        formatter_class=FORMATTER,
+        help="NNGP and NTK matrices of a deep network",
+        description="Compute the NNGP and NTK matrices of a fully connected network of depth L "
+        "at infinite width (neural-tangents' NTK parameterization) between the rows of X1 "
+        "and X2 (X1 itself if --x2 is not given), and write them to one .npz archive with the "
+        "arrays 'nngp' and 'ntk'.\n\n"
+        "Inputs are .npy arrays or comma-separated text (.csv) of shape (n_points, "
+        "n_features); a non-numeric first line of a CSV is a header and skipped.",
+        epilog="examples:\n"
+        "  hgmntk kernel --x1 x.csv --activation relu --depth 3 --out k.npz\n"
+        "  hgmntk kernel --x1 train.npy --x2 test.npy --activation step --depth 2 \\\n"
+        "      --w-std 1.4 --b-std 0.1 --out k.npz\n"
+        "  python -c \"import numpy as np; k = np.load('k.npz'); print(k['ntk'])\"",
+    )
+    p.add_argument("--x1", required=True, metavar="FILE", help="inputs (.npy or .csv)")
+    p.add_argument("--x2", metavar="FILE", help="second inputs (default: X1)")
+    add_network_options(p)
+    add_method_options(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT.npz",
+        help="output archive with arrays nngp and ntk, shape (n1, n2)",
+    )
+    p.set_defaults(func=cmd_kernel)
+
+
+def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk kernel``: NNGP and NTK matrices into one .npz file."""
+    from ..deep_kernels import kernels
+
+    target = check_output_path(args.out, (".npz",), "--out")
+    x1 = read_inputs(args.x1, "--x1")
+    x2 = None if args.x2 is None else read_inputs(args.x2, "--x2")
+    k = kernels(
+        x1,
+        x2,
+        activation=resolve_activation(args.activation, args.method),
+        depth=args.depth,
+        w_std=args.w_std,
+        b_std=args.b_std,
+        method=args.method,
+        rtol=args.rtol,
+        **parse_options(args.option),
+    )
+    atomic_write(target, lambda fh: np.savez(fh, nngp=k.nngp, ntk=k.ntk))
+    print(
+        f"wrote {target}: nngp and ntk of shape {k.nngp.shape[0]}x{k.nngp.shape[1]} "
+        f"({k.activation}, depth {k.depth}, method {k.method})",
+        file=out,
+    )
+    return EXIT_OK
+
+
+
+def add_regress_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk regress``."""
+    p = sub.add_parser(
+        "regress",
+        formatter_class=FORMATTER,
+        help="kernel regression with the NTK or NNGP",
+        description="Fit kernel (ridge) regression with the infinite-width NTK or NNGP on "
+        "(train-x, train-y) and write the predictions at test-x (.npy, or .csv text by "
+        "suffix); --std-out also writes the predictive standard deviations.",
+        epilog="examples:\n"
+        "  hgmntk regress --train-x x.csv --train-y y.csv --test-x xt.csv \\\n"
+        "      --activation relu --depth 2 --out pred.npy\n"
+        "  hgmntk regress --train-x x.npy --train-y y.npy --test-x xt.npy --activation erf \\\n"
+        "      --depth 3 --kernel nngp --ridge 1e-6 --out pred.csv --std-out std.csv",
+    )
+    p.add_argument("--train-x", required=True, metavar="FILE", help="training inputs")
+    p.add_argument("--train-y", required=True, metavar="FILE", help="training targets")
+    p.add_argument("--test-x", required=True, metavar="FILE", help="test inputs")
+    add_network_options(p)
+    p.add_argument(
+        "--kernel",
+        choices=("ntk", "nngp"),
+        default="ntk",
+        help="kernel to regress with (default: ntk)",
+    )
+    p.add_argument(
+        "--ridge",
+        type=float,
+        default=1e-10,
+        metavar="R",
+        help="ridge (diagonal regularisation, default: 1e-10)",
+    )
+    p.add_argument(
+        "--method",
+        default="auto",
+        metavar="M",
+        help="integrator (default: auto; see 'hgmntk plugins')",
+    )
+    p.add_argument("--out", required=True, metavar="PRED.npy", help="predictions (.npy/.csv)")
+    p.add_argument("--std-out", metavar="STD.npy", help="predictive std (.npy/.csv)")
+    p.set_defaults(func=cmd_regress)
+
+
+def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk regress``: kernel (ridge) regression with the NTK or NNGP."""
+    try:
+        from ..regression import KernelRegressor
+    except ImportError as exc:
+        raise CLIError(
+            f"kernel regression (hgmntk.regression) is not available in this build: {exc}"
+        ) from None
+    pred_path = check_output_path(args.out, (".npy", ".csv"), "--out")
+    std_path = None
+    if args.std_out is not None:
+        std_path = check_output_path(args.std_out, (".npy", ".csv"), "--std-out")
+    x_train = read_inputs(args.train_x, "--train-x")
+    y_train = read_targets(args.train_y, "--train-y")
+    x_test = read_inputs(args.test_x, "--test-x")
+    if y_train.shape[0] != x_train.shape[0]:
+        raise CLIError(
+            f"--train-y has {y_train.shape[0]} rows but --train-x has {x_train.shape[0]}"
+        )
+    if args.ridge < 0 or not math.isfinite(args.ridge):
+        raise CLIError(f"--ridge must be a finite number >= 0, got {args.ridge}")
+    model = KernelRegressor(
+        resolve_activation(args.activation, args.method),
+        args.depth,
+        w_std=args.w_std,
+        b_std=args.b_std,
+        kernel=args.kernel,
+        ridge=args.ridge,
+        method=args.method,
+    ).fit(x_train, y_train)
+    if std_path is not None:
+        pred, std = model.predict(x_test, return_std=True)
+    else:
+        pred, std = model.predict(x_test), None
+    save_array(pred_path, np.asarray(pred))
+    msg = f"wrote {pred_path}: predictions of shape {np.shape(pred)}"
+    if std_path is not None:
+        save_array(std_path, np.asarray(std))
+        msg += f"; {std_path}: standard deviations"
+    print(msg, file=out)
+    return EXIT_OK
+
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``dual``, ``kernel`` and ``regress`` to the subcommands."""
+    add_dual_parser(sub)
+    add_kernel_parser(sub)
+    add_regress_parser(sub)
