@@ -6,22 +6,24 @@ For every row block of the (n1, n2) output the recursion of :mod:`hgmntk.deep_ke
     Sigma_{h+1} = W^2 E[s s](rho_h) + b^2,   NTK_{h+1} = Sigma_{h+1} + NTK_h W^2 E[s' s'](rho_h)
 
 runs in plain vectorised float64 (one matrix product for the dot products, the
-integrators' block evaluators for the duals), while a cheap test marks each entry whose
-value could have lost digits:
+integrators' block evaluators for the duals), carrying an absolute error bound of every
+entry along:
 
-* a dual's block evaluator does not trust its value (near rho = +-1, or a cancellation
-  inside its formula);
-* Sigma_h or NTK_h is below ``CANCEL`` times a bound of its absolute rounding error (in
-  units of the unit roundoff) carried along the recursion: for Sigma_0 the magnitude of
-  the dot product's terms W^2 |x||x'|/d (1 + sqrt(d)/4) + b^2; then, since rho's error
-  moves E by E[s's'] dc (Price's theorem),
+* Sigma_0: the unit roundoff times the dot product's terms W^2 |x||x'|/d (1 + sqrt(d)/4)
+  + b^2 (sqrt(d) is the typical growth of summed roundings);
+* each evaluator returns its value's own error bound (infinite where it cannot vouch for
+  it: near rho = +-1, a cancellation inside its formula, unconverged coefficients) and, for
+  E[s's'], its slope |dE[s's']/dc| = |E[s''s'']|; the error of c (the previous bound plus
+  the rounding of rho and arccos) moves E by E[s's'] dc (Price's theorem) and E[s's'] by
+  slope dc:
 
-      err(Sigma_h) = W^2 |E| + W^2 |E'| err(Sigma_{h-1}) + b^2,
-      err(NTK_h) = err(Sigma_h) + W^2 |E'| err(NTK_{h-1}).
+      err(Sigma_h) = W^2 (err(E) + |E'| err(Sigma_{h-1})) + eps (W^2 |E| + b^2),
+      err(NTK_h) = err(Sigma_h) + W^2 |E'| err(NTK_{h-1})
+                   + W^2 |NTK_{h-1}| (err(E') + slope err(Sigma_{h-1})) + rounding.
 
-A small Sigma_0 is thus no reason for care by itself (relu's next layer does not mind),
-but an odd activation that carries the cancellation on is caught.  Unmarked entries keep
-~1e-13 relative accuracy.
+An entry is marked where a bound exceeds ``REL_TARGET`` of its value at some layer: a
+small Sigma_0 is thus no reason for care by itself (relu's next layer does not mind), but
+an odd activation that carries the cancellation on is caught.
 
 Marked entries are redone by the same recursion on flat arrays in extended precision
 (numpy longdouble, compensated dot products for Sigma_0), whose tests scale with its unit
@@ -44,9 +46,10 @@ import numpy as np
 from .covariance import affine_covariance, dot2
 from .integrator import BlockEvaluator, PairBlock
 
-#: A sum that keeps less than this fraction of its error bound (in units of the unit
-#: roundoff) is recomputed in higher precision.
-CANCEL = 1e-2
+#: Entries whose error bound exceeds this fraction of their value are redone.
+REL_TARGET = 2e-13
+EPS64 = float(np.finfo(np.float64).eps)
+EPS_LD = np.finfo(np.longdouble).eps
 #: Entries per block (rows x columns); a few hundred kB per temporary array.
 BLOCK_ENTRIES = 1 << 15
 
@@ -91,32 +94,42 @@ def recursion(
     emit: Callable[[int, np.ndarray, np.ndarray], None],
     rows=slice(None),
     cols=slice(None),
+    checked=None,
 ) -> np.ndarray:
-    """Run the layers from Sigma_0 = ``sigma`` (with error bound ``err``) in the float
-    type of ``sigma``; ``ss[h]``, ``dsds[h]`` are the layers' evaluators (see
+    """Run the layers from Sigma_0 = ``sigma`` (with absolute error bound ``err``) in the
+    float type of ``sigma``; ``ss[h]``, ``dsds[h]`` are the layers' evaluators (see
     :func:`layer_evaluators`; ``rows``, ``cols`` locate the block for them);
     ``emit(h, Sigma_h, NTK_h)`` receives every layer h = 1..depth.  Returns the mask of
-    entries that failed a test (see the module docstring)."""
-    cancel = CANCEL * precision_ratio(sigma.dtype)
+    entries whose error bound exceeds ``REL_TARGET`` of the value at a layer in
+    ``checked`` (default: every layer; the others are intermediate values whose errors
+    only matter through the bounds carried on)."""
+    eps = np.finfo(sigma.dtype).eps
     ntk = sigma.copy()
     ntk_err = err.copy()
     flag = np.zeros(sigma.shape, dtype=bool)
     for h, (sa, sb) in enumerate(zip(sqrt_rows, sqrt_cols), start=1):
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.clip(sigma / (sa * sb), -1, 1)
+        # the rounding of rho (and of arccos(rho)) counts as an error of c
+        err = err + 2 * eps * (np.abs(sigma) + sa * sb)
         block = PairBlock(sa, sb, rho)
-        e, ok_e = ss[h - 1](block, rows, cols, "ss")
-        de, ok_d = dsds[h - 1](block, rows, cols, "dsds")
-        flag |= ~ok_e
-        flag |= ~ok_d
+        e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
+        de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
         wde = w2 * de
         with np.errstate(invalid="ignore", over="ignore"):
-            err = w2 * np.abs(e) + np.abs(wde) * err + b2
-            sigma = w2 * e + b2
-            ntk = sigma + ntk * wde
-            ntk_err = err + ntk_err * np.abs(wde)
-        flag |= ~(np.abs(sigma) >= cancel * err)
-        flag |= ~(np.abs(ntk) >= cancel * ntk_err)
+            # c's error moves E by E[s's'] dc (Price) and E[s's'] by its slope
+            d_err = err_d + (slope if slope is not None else np.inf) * err
+            new = w2 * e + b2
+            err = w2 * (err_e + np.abs(de) * err) + eps * (w2 * np.abs(e) + b2)
+            ntk_new = new + ntk * wde
+            ntk_err = (err + np.abs(wde) * ntk_err + w2 * np.abs(ntk) * d_err
+                       + eps * (np.abs(new) + np.abs(ntk * wde)))
+        sigma, ntk = new, ntk_new
+        if checked is None or h in checked:
+            flag |= ~(err <= REL_TARGET * np.abs(sigma))
+            flag |= ~(ntk_err <= REL_TARGET * np.abs(ntk))
+        else:  # an unusable bound (an evaluator's infinite one) still marks the entry
+            flag |= ~np.isfinite(err) | ~np.isfinite(ntk_err)
         emit(h, sigma, ntk)
     return flag
 
@@ -163,11 +176,13 @@ def block_layers(
     def slot(h: int) -> int | None:
         return h - 1 if keep_all else (0 if h == depth else None)
 
+    checked = None if keep_all else {depth}
+
     def run(r0: int) -> tuple[np.ndarray, np.ndarray]:
         r1 = min(r0 + rows, n1)
         c0 = r0 if symmetric else 0
         sigma = (w2 / d) * (x1[r0:r1] @ x2[c0:].T) + b2
-        err = (w2 / d) * growth * np.outer(norm1[r0:r1], norm2[c0:]) + b2
+        err = EPS64 * ((w2 / d) * growth * np.outer(norm1[r0:r1], norm2[c0:]) + b2)
 
         def emit(h, s, k):
             at = slot(h)
@@ -180,7 +195,7 @@ def block_layers(
 
         flag = recursion(
             sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:] for s in sq2],
-            ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, None),
+            ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, None), checked,
         )
         if symmetric:  # pairs i < j only (the diagonal comes from the careful path)
             flag &= np.arange(r0, r1)[:, None] < np.arange(c0, n2)[None, :]
@@ -199,20 +214,21 @@ def block_layers(
     if fi.size:
         fi, fj = _extended(
             x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss_layers, dsds_layers, w_std, b_std,
-            slot, nngp, ntk, symmetric,
+            slot, nngp, ntk, symmetric, checked,
         )
     return BlockResult(nngp, ntk, fi, fj, extended)
 
 
-def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric):
+def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric,
+              checked):
     """Redo pairs (i, j) in numpy longdouble; returns the pairs still marked."""
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     d = x1.shape[1]
     hi, lo = dot2(x1[i], x2[j])
     sigma = affine_covariance(float(w2), float(b2), hi, lo, d)
-    err = w2 / d * np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i])
-                           * np.einsum("ij,ij->i", x2[j], x2[j])) + b2
+    err = EPS_LD * (w2 / d * np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i])
+                                     * np.einsum("ij,ij->i", x2[j], x2[j])) + b2)
 
     def emit(h, s, k):
         at = slot(h)
@@ -225,6 +241,6 @@ def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, nt
 
     flag = recursion(
         sigma, err.astype(ld), [np.sqrt(s[i]) for s in diag1], [np.sqrt(s[j]) for s in diag2],
-        ss, dsds, w2, b2, emit, i, j,
+        ss, dsds, w2, b2, emit, i, j, checked,
     )
     return i[flag], j[flag]

@@ -37,8 +37,9 @@ import scipy.special
 
 from .integrator import PairBlock
 
-#: A value is trusted when its error bound is below this, relative to the value.
-REL_ERROR = 1e-13
+#: Below this relative error bound the cheap bounds suffice; above it the rho-weighted
+#: magnitude sums are formed for a tighter bound.
+REL_ERROR = 5e-15
 #: The sums are cut where the Cauchy-Schwarz bound of their tail falls below this
 #: (relative to sqrt(E_aa E_bb)).
 COEFF_TOL = 2e-16
@@ -205,18 +206,20 @@ class MehlerDual:
         cached = block.cache.get("mehler")
         if cached is None:
             cached = block.cache["mehler"] = self._sums(layer, block, ia, ib)
-        e, ok_e, de, ok_d = cached
-        return (e, ok_e) if key == "ss" else (de, ok_d)
+        e, err_e, de, err_d, slope = cached
+        return (e, err_e, None) if key == "ss" else (de, err_d, slope)
 
     @staticmethod
     def _sums(layer: _Layer, block: PairBlock, ia: np.ndarray, ib: np.ndarray):
-        """One Horner pass for E and dE/drho over a 2-D block (ia, ib: the coefficient
-        columns of its rows and columns)."""
-        rho = block.rho
-        if rho.dtype != np.float64 or rho.ndim != 2:
-            # no extended-precision coefficients: such entries go to the careful path
-            untrusted = np.zeros(rho.shape, dtype=bool)
-            return np.zeros(rho.shape), untrusted, np.zeros(rho.shape), untrusted
+        """One Horner pass for E, dE/drho and d2E/drho2 over a 2-D block (ia, ib: the
+        coefficient columns of its rows and columns), with error bounds (module docstring):
+        E' = dE/dc and its slope dE'/dc = E''/(ab)."""
+        rho = np.asarray(block.rho, dtype=float)  # longdouble pairs: float64 sums
+        flat = rho.ndim == 1
+
+        def outer(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return x * y if flat else x[:, None] * y[None, :]
+
         # cut: the smallest n with max |rho|^n t_n(a) t_n(b) (and the derivative's tail)
         # below the tolerance over the block
         r = float(np.max(np.abs(rho)))
@@ -233,30 +236,47 @@ class MehlerDual:
         ha, hb = h[:n_cut, ia], h[:n_cut, ib]
         e = np.zeros(rho.shape)
         de = np.zeros(rho.shape)
+        d2 = np.zeros(rho.shape)
         for n in range(n_cut - 1, -1, -1):
+            d2 *= rho
+            d2 += de
             de *= rho
             de += e
             e *= rho
-            e += ha[n][:, None] * hb[n][None, :]
-        ok = (layer.good[ia][:, None] & layer.good[ib][None, :]) & (n_cut < h.shape[0])
-        na, nb = layer.norm[ia][:, None], layer.norm[ib][None, :]
-        da, db = layer.dnorm[ia][:, None], layer.dnorm[ib][None, :]
-        # error bounds (module docstring): coefficient noise, tail, Horner's rounding with
-        # the cheap magnitude bound sqrt(E_aa E_bb) first ...
-        root = 2 * np.sqrt(n_cut)
-        noise_e = 2 * EPS * (na * layer.l1[ib][None, :] + nb * layer.l1[ia][:, None])
-        noise_d = 2 * EPS * (na * layer.dl1[ib][None, :] + nb * layer.dl1[ia][:, None])
-        noise_e += COEFF_TOL * na * nb
-        noise_d += COEFF_TOL * da * db
-        ok_e = ok & (noise_e + root * EPS * na * nb <= REL_ERROR * np.abs(e))
-        ok_d = ok & (noise_d + root * EPS * da * db <= REL_ERROR * np.abs(de))
-        # ... and the magnitude sums themselves where that bound is not enough
-        recheck = ok & ~(ok_e & ok_d)
+            e += outer(ha[n], hb[n])
+        d2 *= 2
+        # each pair's own tail bound at the cut (the cut is shared by the block)
+        with np.errstate(under="ignore"):
+            rn = np.abs(rho) ** max(n_cut - 1, 0)
+        tail = rn * np.maximum(outer(layer.tail[n_cut, ia], layer.tail[n_cut, ib]),
+                               outer(layer.dtail[n_cut, ia], layer.dtail[n_cut, ib]))
+        ok = outer(layer.good[ia], layer.good[ib]) & (tail <= COEFF_TOL)
+        na = layer.norm[ia] if flat else layer.norm[ia][:, None]
+        nb = layer.norm[ib] if flat else layer.norm[ib][None, :]
+        da = layer.dnorm[ia] if flat else layer.dnorm[ia][:, None]
+        db = layer.dnorm[ib] if flat else layer.dnorm[ib][None, :]
+        l1a, l1b = (layer.l1[ia], layer.l1[ib]) if flat else (layer.l1[ia][:, None],
+                                                               layer.l1[ib][None, :])
+        dl1a, dl1b = (layer.dl1[ia], layer.dl1[ib]) if flat else (layer.dl1[ia][:, None],
+                                                                   layer.dl1[ib][None, :])
+        # error estimates: coefficient noise (~eps norm each, as measured against closed
+        # forms), the tail, and Horner's rounding with the cheap magnitude bound
+        # sqrt(E_aa E_bb) first ...
+        root = 4.0  # Horner: a few roundings of the partial sums (terms decay)
+        err_e = EPS * (na * l1b + nb * l1a)
+        err_d = EPS * (na * dl1b + nb * dl1a)
+        err_e += (COEFF_TOL + root * EPS) * na * nb
+        err_d += (COEFF_TOL + root * EPS) * da * db
+        # ... and sums weighted by |rho|^n where that bound is not small enough
+        recheck = ok & ((err_e > REL_ERROR * np.abs(e)) | (err_d > REL_ERROR * np.abs(de)))
         if np.any(recheck):
-            ri, rj = np.nonzero(recheck)
-            r = np.abs(rho[ri, rj])
-            # sums of |h_n(a) h_n(b)| |rho|^n, |h_n(a)| |rho|^n, |h_n(b)| |rho|^n and their
-            # rho-derivatives: the coefficient noise (<= 2 eps norm each) weighted by rho^n
+            if flat:
+                ri = rj = np.flatnonzero(recheck)
+                at = (ri,)
+            else:
+                ri, rj = np.nonzero(recheck)
+                at = (ri, rj)
+            r = np.abs(rho[at])
             mag, dmag = np.zeros(ri.size), np.zeros(ri.size)
             la, dla, lb, dlb = (np.zeros(ri.size) for _ in range(4))
             for n in range(n_cut - 1, -1, -1):
@@ -268,11 +288,15 @@ class MehlerDual:
                 la = la * r + xa
                 lb = lb * r + xb
             nai, nbj = layer.norm[ia][ri], layer.norm[ib][rj]
-            tail_e = COEFF_TOL * nai * nbj
-            tail_d = COEFF_TOL * layer.dnorm[ia][ri] * layer.dnorm[ib][rj]
-            err_e = 2 * EPS * (nai * lb + nbj * la) + tail_e + root * EPS * mag
-            err_d = 2 * EPS * (nai * dlb + nbj * dla) + tail_d + root * EPS * dmag
-            ok_e[ri, rj] = err_e <= REL_ERROR * np.abs(e[ri, rj])
-            ok_d[ri, rj] = err_d <= REL_ERROR * np.abs(de[ri, rj])
-        de /= block.sa * block.sb
-        return e, ok_e, de, ok_d
+            dai, dbj = layer.dnorm[ia][ri], layer.dnorm[ib][rj]
+            err_e[at] = (EPS * (nai * lb + nbj * la) + COEFF_TOL * nai * nbj
+                             + root * EPS * mag)
+            err_d[at] = (EPS * (nai * dlb + nbj * dla) + COEFF_TOL * dai * dbj
+                             + root * EPS * dmag)
+        err_e[~ok] = np.inf
+        err_d[~ok] = np.inf
+        sab = np.asarray(block.sa * block.sb, dtype=float)
+        de /= sab
+        err_d /= sab
+        slope = np.abs(d2) / (sab * sab) + err_d / sab
+        return e, err_e, de, err_d, slope

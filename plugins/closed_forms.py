@@ -186,15 +186,20 @@ class RectifiedFamily:
         return half_power(cov.a * cov.b, n) / (2 * pi) * total
 
     def ss_block(self, block: PairBlock):
-        """Block form of :meth:`ss` (float64 or longdouble): (values, trusted mask)."""
+        """Block form of :meth:`ss` (float64 or longdouble): (values, absolute error bound,
+        None); the bound is 8 eps times the terms' magnitude, infinite where the value
+        cancels below ``TRUST`` of it or rho is within ``RHO_MARGIN`` of +-1."""
         n, al, be = self.n, self.alpha, self.beta
         rho = block.rho
         pi = _pi(rho)
+        eps = np.finfo(rho.dtype).eps
         ratio = precision_ratio(rho.dtype)
         if n == 0 and al * be < 0:
             big, small = (al + be) ** 2 * pi / 2, (al - be) ** 2 * np.arcsin(rho)
             value = (big + small) / (2 * pi)
-            return value, np.abs(big + small) >= TRUST * ratio * (big + np.abs(small))
+            magnitude = (big + np.abs(small)) / (2 * pi)
+            err = np.where(np.abs(value) >= TRUST * ratio * magnitude, 8 * eps * magnitude, np.inf)
+            return value, err, None
         theta, sin = block.theta, block.sin
         rest = pi - theta
         t1 = _j_terms(n, theta, sin, rho, rest)
@@ -205,12 +210,13 @@ class RectifiedFamily:
             mix = 2 * al * be / (al * al + be * be)
             value = value + mix * sum(t2)
             magnitude = magnitude + abs(mix) * sum(np.abs(t) for t in t2)
-        trusted = np.abs(value) >= TRUST * ratio * magnitude
-        trusted &= np.abs(rho) <= 1 - RHO_MARGIN * ratio
         scale = (al * al + be * be) / (2 * pi)
         if n:
             scale = scale * (block.sa * block.sb) ** n
-        return scale * value, trusted
+        trusted = (np.abs(value) >= TRUST * ratio * magnitude) & (
+            np.abs(rho) <= 1 - RHO_MARGIN * ratio)
+        err = np.where(trusted, 8 * eps * scale * magnitude, np.inf)
+        return scale * value, err, None
 
     # E[s' s'] --------------------------------------------------------------------
     def derivative(self) -> RectifiedFamily | None:
@@ -229,15 +235,27 @@ class RectifiedFamily:
             return jump2 / (2 * _pi(cov.det) * np.sqrt(cov.det))
 
     def dsds_block(self, block: PairBlock):
-        """Block form of :meth:`dsds` in float64: (values, trusted mask)."""
+        """Block form of :meth:`dsds`: (values, absolute error bound, slope), the slope
+        being |d E[s's'] / dc| = |E[s''s'']| (Price), which carries the error of c."""
         d = self.derivative()
-        if d is not None:
-            return d.ss_block(block)
-        jump2 = (self.alpha - self.beta) ** 2
         rho = block.rho
+        eps = np.finfo(rho.dtype).eps
+        near = np.abs(rho) > 1 - RHO_MARGIN_DELTA * precision_ratio(rho.dtype)
+        if d is not None:
+            value, err, _ = d.ss_block(block)
+            dd = d.derivative()
+            if dd is not None:
+                slope = np.abs(dd.ss_block(block)[0])
+            else:  # s'' = jump delta: E[s''s''] = jump^2 / (2 pi sqrt(det))
+                with np.errstate(divide="ignore"):
+                    slope = (d.alpha - d.beta) ** 2 / (2 * _pi(rho) * block.sa * block.sb
+                                                      * block.sin)
+            return value, np.where(near & ~np.isfinite(slope), np.inf, err), slope
+        jump2 = (self.alpha - self.beta) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
             value = jump2 / (2 * _pi(rho) * block.sa * block.sb * block.sin)
-        return value, np.abs(rho) <= 1 - RHO_MARGIN_DELTA * precision_ratio(rho.dtype)
+            slope = np.abs(rho) * value / (block.sa * block.sb * block.sin**2)
+        return value, np.where(near, np.inf, 8 * eps * value), slope
 
     def forms(self) -> dict:
         """The closed forms to attach to an activation: {"ss": ..., "dsds": ...}, each a

@@ -117,9 +117,9 @@ def test_every_tier_gives_the_same_kernels(monkeypatch):
         return hgmntk.kernels(X, activation="leaky_relu", depth=3, w_std=1.4, b_std=0.2)
 
     fast = run()
-    monkeypatch.setattr(block_kernels, "CANCEL", 1e3)  # float64 fails, longdouble mostly not
+    monkeypatch.setattr(block_kernels, "EPS64", 1.0)  # float64 bounds fail, longdouble's not
     extended = run()
-    monkeypatch.setattr(block_kernels, "CANCEL", np.inf)  # every entry on the careful path
+    monkeypatch.setattr(block_kernels, "REL_TARGET", 0.0)  # every entry on the careful path
     careful = run()
     for other in (extended, careful):
         np.testing.assert_allclose(fast.nngp, other.nngp, rtol=1e-13, atol=0)

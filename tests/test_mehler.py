@@ -1,0 +1,60 @@
+"""Mehler's expansion (the fast path of non-homogeneous entire activations) against
+closed forms of the Hermite coefficients and the duals.json reference values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hgmntk.dual_activation import get_activation
+from hgmntk.integrator import PairBlock
+from hgmntk.mehler import MehlerDual, gauss_hermite_rule, is_entire_expression
+from tests.conftest import dual_records, mp_array
+
+
+def test_gauss_hermite_rule_integrates_moments_exactly():
+    x, w = gauss_hermite_rule(40)
+    for k in range(0, 60, 2):  # E[X^k] = (k-1)!!
+        want = math.prod(range(k - 1, 0, -2)) if k else 1
+        assert abs(float(np.sum(w * x**k)) - want) <= 1e-15 * want
+
+
+def test_sin_coefficients_match_their_closed_form():
+    """h_n(a) of sin: e^(-a/2) a^(n/2) / sqrt(n!) (-1)^((n-1)/2) for odd n, 0 for even n."""
+    a = np.array([0.3, 1.0, 4.0, 25.0])
+    layer = MehlerDual(np.sin).coefficients(a)
+    for n in range(60):
+        want = [(-1) ** ((n - 1) // 2) * math.exp(-v / 2) * v ** (n / 2)
+                / math.sqrt(math.factorial(n)) if n % 2 else 0.0 for v in a]
+        assert np.max(np.abs(layer.h[n] - want)) <= 4e-16 * np.max(layer.norm)
+    assert np.all(layer.good)
+
+
+def test_which_activations_get_the_expansion():
+    assert is_entire_expression("u*(1 + erf(u/sqrt(2)))/2")
+    assert not is_entire_expression("Heaviside(u)*sin(u)")
+    assert not is_entire_expression("Max(0, u)")
+
+
+@pytest.mark.parametrize("name", ["gelu", "erf", "sin", "cos", "exp", "gauss"])
+def test_trusted_values_match_the_reference(name):
+    """Every value the expansion vouches for (finite error bound) is within its bound and
+    1e-13 of duals.json; a good part of the records (a, b in 1e-4..100) is vouched for."""
+    recs = dual_records(name)
+    a, b, c = (np.array([float(r[k]) for r in recs]) for k in "abc")
+    mehler = MehlerDual(get_activation(name).numeric_functions["s"])
+    evaluate = mehler.prepare(np.sqrt(a), np.sqrt(b))
+    n = len(recs)
+    rho = np.clip(c / np.sqrt(a * b), -1, 1)
+    block = PairBlock(np.sqrt(a), np.sqrt(b), rho)  # flat: record k pairs row k, column k
+    idx = np.arange(n)
+    e, err_e, _ = evaluate(block, idx, idx, "ss")
+    de, err_d, _ = evaluate(block, idx, idx, "dsds")
+    for got, err, key in ((e, err_e, "E_ss"), (de, err_d, "E_dsds")):
+        ref = mp_array([r[key] for r in recs])
+        ok = np.isfinite(err) & (np.abs(err) <= 1e-13 * np.abs(got))
+        assert ok.sum() >= n // 5, (name, key, ok.sum())  # extreme variances are not
+        diff = np.abs(got[ok] - ref[ok])
+        assert np.all(diff <= np.maximum(10 * err[ok], 1e-13 * np.abs(ref[ok]))), (name, key)
