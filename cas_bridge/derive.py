@@ -124,8 +124,10 @@ def derive_system(
     """The 2-D Pfaffian system (a ``DerivedSystem``) of Ehat for the annihilators.
 
     ``backend`` "auto"/"sympy"/"python": the pure-Python integration-by-parts engine;
-    any other name: that CAS backend's restriction ideal, then Pfaffian from the ideal.
-    Returns (system, name of the engine used).
+    any other name: that CAS backend's restriction ideal, then the engine's Pfaffian
+    system of that ideal.  A backend with the "integrability" step (Risa/Asir: yang)
+    computes the Pfaffian system itself too, and the two must agree exactly (a
+    DerivationError otherwise).  Returns (system, name of the engine used).
     """
     from . import pfaffian
 
@@ -137,7 +139,13 @@ def derive_system(
     if hasattr(cas, "require"):
         cas.require()
     gens = cas.restriction_ideal(ann1, ann2, timeout=timeout)
-    return pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout), cas.name
+    system = pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout)
+    if "integrability" in cas.capabilities and hasattr(cas, "pfaffian_system"):
+        if progress is not None:
+            progress(f"Pfaffian system by {cas.name}, checked against the engine's")
+        theirs = cas.pfaffian_system(gens, timeout=timeout)
+        system = pfaffian.same_system(theirs, system, what=cas.name)
+    return system, cas.name
 
 
 def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
