@@ -465,7 +465,10 @@ def test_sympy_backend_status():
 
 def test_required_cas(monkeypatch):
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "1")
+    monkeypatch.delenv("CI", raising=False)
     assert required_cas() == {"singular", "macaulay2"}
+    monkeypatch.setenv("CI", "true")  # CI has Risa/Asir from ../shared/tools
+    assert required_cas() == {"singular", "macaulay2", "asir"}
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "all")
     assert "asir" in required_cas()
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "0")
