@@ -3,7 +3,7 @@
 =========== ========== ====================================================================
 name        preference what it runs
 =========== ========== ====================================================================
-asir        40         Risa/Asir + asir-contrib ``nk_restriction.rr`` and ``yang.rr``
+asir        40         Risa/Asir + asir-contrib ``nk_restriction.rr``, ``nd_weyl_gr``, ``yang.rr``
 singular    30         Singular ``dmodapp.lib`` (``restrictionIdeal``), ``slimgb``
 macaulay2   20         Macaulay2 package ``Dmodules`` (``DrestrictionIdeal``), ``gb``
 sympy       0          the pure-Python engine :mod:`hgmntk.cas_bridge.pfaffian`
@@ -12,10 +12,12 @@ sympy       0          the pure-Python engine :mod:`hgmntk.cas_bridge.pfaffian`
 All CAS input is produced here from :class:`~hgmntk.cas_bridge.weyl.Operator` objects: the
 integrand ideal I1 is built in Python with true Weyl products
 (:func:`~hgmntk.cas_bridge.integrand.integrand_ideal`) and printed normally ordered by
-:func:`~hgmntk.cas_bridge.weyl.format_operator`; user text never reaches a CAS.  Each script
-prints its answer as ``HGMNTK_BEGIN``, then every operator followed by a line
-``HGMNTK_SEP``, then ``HGMNTK_DONE``; operators are read back with
-:func:`~hgmntk.cas_bridge.weyl.parse_operator` (tokenised, no ``sympify``).
+:func:`~hgmntk.cas_bridge.weyl.format_operator`; user text never reaches a CAS.  Singular and
+Macaulay2 scripts print their answer as ``HGMNTK_BEGIN``, then every operator followed by a
+line ``HGMNTK_SEP``, then ``HGMNTK_DONE``; operators are read back with
+:func:`~hgmntk.cas_bridge.weyl.parse_operator` (tokenised, no ``sympify``).  Risa/Asir
+prints polynomials recursively (parenthesised coefficients, d left of x), so its helpers
+print one record per term instead (:mod:`~hgmntk.cas_bridge.asir_output`).
 
 Singular and Macaulay2 run in batch mode (one fresh process per computation, a timeout on
 each); Risa/Asir runs in batch mode too (``asir -quiet -f``) unless ``HGMNTK_ASIR_MODE=session``
@@ -389,9 +391,11 @@ class AsirBackend(CASBackend):
     """Risa/Asir with asir-contrib: ``nk_restriction`` restricts, ``yang`` gives the Pfaffian.
 
     The command is ``HGMNTK_ASIR`` (e.g. ``"/opt/openxm/bin/asir"``), else ``asir`` on PATH.
-    ``ASIR_LIBDIR`` (or ``ASIRLOADPATH``) names the directory of ``nk_restriction.rr`` and
-    ``yang.rr`` when Asir does not find them by itself.  ``HGMNTK_ASIR_MODE=session`` keeps
-    one interpreter running (prompt protocol) instead of one ``asir -quiet -f`` per call.
+    ``HGMNTK_ASIR_LIBDIR`` (or Asir's own ``ASIRLOADPATH``) names the directory of
+    ``nk_restriction.rr`` and ``yang.rr`` when Asir does not find them by itself (Asir's
+    ``ASIR_LIBDIR`` is its standard library: pointed at asir-contrib, yang.rr fails to load).
+    ``HGMNTK_ASIR_MODE=session`` keeps one interpreter running (prompt protocol) instead of
+    one ``asir -quiet -f`` per call.
     Answers are printed as records (:mod:`~hgmntk.cas_bridge.asir_output`), never parsed
     from Asir's polynomial print.
     """
@@ -401,7 +405,7 @@ class AsirBackend(CASBackend):
     capabilities = frozenset({"restriction", "integrability"})
     needs = (
         "Risa/Asir with asir-contrib (nk_restriction.rr, yang.rr): 'asir' on PATH or "
-        "HGMNTK_ASIR; ASIR_LIBDIR/ASIRLOADPATH for the library directory"
+        "HGMNTK_ASIR; HGMNTK_ASIR_LIBDIR/ASIRLOADPATH for the library directory"
     )
     ERROR = ASIR_ERROR
     HINT = (
@@ -430,9 +434,9 @@ class AsirBackend(CASBackend):
         return mode
 
     def env(self) -> dict[str, str]:
-        """Environment of the Asir process: ASIRLOADPATH extended by ASIR_LIBDIR."""
+        """Environment of the Asir process: ASIRLOADPATH extended by HGMNTK_ASIR_LIBDIR."""
         env = dict(os.environ)
-        dirs = [d for d in env.get("ASIR_LIBDIR", "").split(os.pathsep) if d]
+        dirs = [d for d in env.get("HGMNTK_ASIR_LIBDIR", "").split(os.pathsep) if d]
         dirs += [d for d in env.get("ASIRLOADPATH", "").split(os.pathsep) if d]
         if dirs:
             env["ASIRLOADPATH"] = os.pathsep.join(dict.fromkeys(dirs))

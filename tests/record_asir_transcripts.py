@@ -91,7 +91,7 @@ def without_contrib(env: dict[str, str]) -> dict[str, str]:
     not read.
     """
     out = dict(env)
-    out.pop("ASIR_LIBDIR", None)
+    out.pop("HGMNTK_ASIR_LIBDIR", None)
     out.pop("ASIR_CONFIG", None)
     out["OpenXM_HOME"] = str(Path(tempfile.gettempdir()) / "hgmntk-no-openxm")
     dirs = [

@@ -1,11 +1,13 @@
 """Every backend derives the same system, and its duals meet the reference values.
 
 For relu, step, sin, erf and resin, the activation is derived from its
-expression with each backend forced: ``sympy`` (the pure-Python engine), ``singular`` and
-``macaulay2``.  All must give the rank of the shipped system and the same Pfaffian matrices
-as exact rational functions; the duals of each derived activation, E_ss and E_dsds by the
-HGM, must agree with every record of ../shared/reference/duals.json to 1e-12.  Skipped
-with the reason when a CAS is missing (a failure under ``HGMNTK_REQUIRE_CAS``).
+expression with each backend forced: ``sympy`` (the pure-Python engine), ``singular``,
+``macaulay2`` and ``asir`` (restriction by nk_restriction, Pfaffian system by yang, checked
+against the engine's inside the derivation).  All must give the rank of the shipped system
+and the same Pfaffian matrices as exact rational functions; the duals of each derived
+activation, E_ss and E_dsds by the HGM, must agree with every record of
+../shared/reference/duals.json to 1e-12.  Skipped with the reason when a CAS is missing (a
+failure under ``HGMNTK_REQUIRE_CAS``).
 
 GeLU with a CAS is covered by its rank and restriction ideal (test_cas_singular.py,
 test_engine_cas_crosscheck.py): a whole derivation of both its duals by Singular did not
@@ -28,6 +30,7 @@ BACKENDS = [
     "sympy",
     pytest.param("singular", marks=pytest.mark.singular),
     pytest.param("macaulay2", marks=pytest.mark.macaulay2),
+    pytest.param("asir", marks=pytest.mark.asir),
 ]
 FAST = ["relu", "step", "sin", "erf"]
 

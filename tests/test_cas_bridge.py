@@ -252,7 +252,7 @@ def test_session_startup_check():
 @pytest.mark.parametrize("mode", ["batch", "session"])
 def test_asir_backend_with_fake(mode, monkeypatch, tmp_path):
     monkeypatch.setenv("HGMNTK_ASIR", FAKE_CMD)
-    monkeypatch.setenv("ASIR_LIBDIR", str(tmp_path))
+    monkeypatch.setenv("HGMNTK_ASIR_LIBDIR", str(tmp_path))
     backend = AsirBackend(mode=mode)
     try:
         status = backend.probe()
