@@ -229,7 +229,8 @@ class Dialect:
     ``prompt`` is a regex of the input prompt; ``tag_command(a, b)`` is a command printing
     the string ``a + b`` on a line of its own; ``load_command(path)`` runs a file;
     ``assign(var, code)`` stores a value in a CAS variable; ``startup`` is (code, expected
-    answer) of the start-up check; ``strip`` is a regex of line prefixes to drop (prompts).
+    answer) of the start-up check; ``strip`` is a regex of line prefixes to drop (prompts);
+    ``file_end`` closes a file run by ``load_command`` (Asir's ``load`` needs ``end$``).
     """
 
     name: str
@@ -245,6 +246,7 @@ class Dialect:
     env: Mapping[str, str] = field(default_factory=dict)
     hint: str = INSTALL_HINT
     file_suffix: str = ".txt"
+    file_end: str = ""
 
 
 class CASRef:
@@ -421,7 +423,7 @@ class CASSession:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="hgmntk-session-")
             path = Path(self._tmp.name) / f"in{self._count}{d.file_suffix}"
-            path.write_text(code + "\n")
+            path.write_text(code + "\n" + d.file_end)
             code = d.load_command(str(path))
         self._child.send(code + "\n" + d.tag_command(head, tail) + "\n")
         tag = re.compile(re.escape(head + tail) + r"[ \t]*\r?\n")
@@ -574,4 +576,5 @@ def asir_dialect(command: str | Sequence[str] = "asir") -> Dialect:
             "'asir' on PATH or set HGMNTK_ASIR to its command"
         ),
         file_suffix=".rr",
+        file_end="end$\n",
     )

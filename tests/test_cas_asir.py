@@ -22,7 +22,7 @@ import pytest
 from hgmntk.cas_bridge.asir_output import records
 from hgmntk.cas_bridge.pfaffian import pfaffian_from_ideal, same_system
 from hgmntk.cas_bridge.testing import ACTIVATIONS, RELU_IDEAL_TEXT, require_backend, restriction
-from hgmntk.cas_bridge.weyl import XD, parse_operator
+from hgmntk.cas_bridge.weyl import UD, XD, parse_operator
 from tests.record_asir_transcripts import TRANSCRIPTS, normalise, run_real, without_contrib
 
 pytestmark = pytest.mark.asir
@@ -69,6 +69,19 @@ def test_yang_pfaffian_equals_engine(asir, activation):
     assert theirs.rank == ACTIVATIONS[activation][1]
     mine = pfaffian_from_ideal(ideal)
     assert same_system(theirs, mine, what="asir").standard_monomials == mine.standard_monomials
+
+
+def test_session_mode(asir):
+    """One interpreter behind its prompt gives the batch answers (files end with end$)."""
+    from hgmntk.cas_bridge.backends import AsirBackend
+
+    session = AsirBackend(mode="session")
+    try:
+        ideal = session.restriction_ideal(*[[parse_operator(UD, "u*d - 1")]] * 2)
+        assert ideal == list(restriction("asir", "relu"))
+        assert session.pfaffian_system(ideal).rank == 2
+    finally:
+        session.close()
 
 
 def test_batch_error_is_reported(asir):
