@@ -28,7 +28,6 @@ from tests.record_asir_transcripts import TRANSCRIPTS, normalise, run_real, with
 pytestmark = pytest.mark.asir
 
 RELU_IDEAL = [parse_operator(XD, t) for t in RELU_IDEAL_TEXT]
-SMALL = ["relu", "step", "sin", "erf", "resin"]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +60,13 @@ def test_same_ideal_as_singular(asir, activation):
     assert singular.same_ideal(restriction("asir", activation), restriction("singular", activation))
 
 
-@pytest.mark.parametrize("activation", SMALL)
+@pytest.mark.parametrize("activation", ["resin"])
 def test_yang_pfaffian_equals_engine(asir, activation):
-    """yang's Pfaffian system of Asir's restriction ideal is the engine's, exactly."""
+    """yang's Pfaffian system of Asir's restriction ideal is the engine's, exactly.
+
+    For relu, step, sin and erf the derivations of test_cas_backend_duals.py make the
+    same check (the derivation stops unless both systems agree); ReSin's rank 5 is here.
+    """
     ideal = list(restriction("asir", activation))
     theirs = asir.pfaffian_system(ideal)
     assert theirs.rank == ACTIVATIONS[activation][1]
