@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sympy
 
@@ -42,6 +43,9 @@ from .annihilators import (
 )
 from .moments import collinear_constants, initial_values
 from .weyl import Operator, format_operator
+
+if TYPE_CHECKING:
+    from .pfaffian import DerivedSystem
 
 #: Bumped whenever the derivation output changes; part of the cache key.
 ENGINE_VERSION = "1"
@@ -147,12 +151,12 @@ def derive_system(
 
 
 def cas_checked(
-    system,
+    system: DerivedSystem,
     backend: str,
     *,
     progress: Callable[[str], None] | None = None,
     timeout: float | None = None,
-):
+) -> DerivedSystem:
     """``system`` after the backend's own Pfaffian system of ``system.ideal`` matched it.
 
     Only for a backend with the "integrability" step (Risa/Asir: Groebner basis in the
