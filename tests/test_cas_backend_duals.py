@@ -82,8 +82,9 @@ def test_asir_gelu_system_matches_shipped(key):
 
     From the shipped annihilator: restriction by nk_restriction (61 s CPU on a quiet
     machine, 185 s wall on a loaded 2-core one), then Asir's Pfaffian system (nd_weyl_gr
-    and yang, about 40 s) checked against the engine's.  The whole GeLU derivation, with
-    its rejected candidates and E[s' s'], is left to ``hgmntk derive`` (README timings).
+    and yang, about 40 s) checked against the engine's; the whole test took 137 s.  The
+    whole GeLU derivation, with its rejected candidates and E[s' s'], is left to
+    ``hgmntk derive`` (README timings).
     """
     require_backend("asir")
     shipped = get_activation("gelu").duals[key]
