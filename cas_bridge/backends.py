@@ -3,7 +3,7 @@
 =========== ========== ====================================================================
 name        preference what it runs
 =========== ========== ====================================================================
-asir        40         Risa/Asir + asir-contrib ``nk_restriction.rr`` and ``yang.rr``
+asir        40         Risa/Asir + asir-contrib ``nk_restriction.rr``, ``nd_weyl_gr``, ``yang.rr``
 singular    30         Singular ``dmodapp.lib`` (``restrictionIdeal``), ``slimgb``
 macaulay2   20         Macaulay2 package ``Dmodules`` (``DrestrictionIdeal``), ``gb``
 sympy       0          the pure-Python engine :mod:`hgmntk.cas_bridge.pfaffian`
@@ -12,10 +12,12 @@ sympy       0          the pure-Python engine :mod:`hgmntk.cas_bridge.pfaffian`
 All CAS input is produced here from :class:`~hgmntk.cas_bridge.weyl.Operator` objects: the
 integrand ideal I1 is built in Python with true Weyl products
 (:func:`~hgmntk.cas_bridge.integrand.integrand_ideal`) and printed normally ordered by
-:func:`~hgmntk.cas_bridge.weyl.format_operator`; user text never reaches a CAS.  Each script
-prints its answer as ``HGMNTK_BEGIN``, then every operator followed by a line
-``HGMNTK_SEP``, then ``HGMNTK_DONE``; operators are read back with
-:func:`~hgmntk.cas_bridge.weyl.parse_operator` (tokenised, no ``sympify``).
+:func:`~hgmntk.cas_bridge.weyl.format_operator`; user text never reaches a CAS.  Singular and
+Macaulay2 scripts print their answer as ``HGMNTK_BEGIN``, then every operator followed by a
+line ``HGMNTK_SEP``, then ``HGMNTK_DONE``; operators are read back with
+:func:`~hgmntk.cas_bridge.weyl.parse_operator` (tokenised, no ``sympify``).  Risa/Asir
+prints polynomials recursively (parenthesised coefficients, d left of x), so its helpers
+print one record per term instead (:mod:`~hgmntk.cas_bridge.asir_output`).
 
 Singular and Macaulay2 run in batch mode (one fresh process per computation, a timeout on
 each); Risa/Asir runs in batch mode too (``asir -quiet -f``) unless ``HGMNTK_ASIR_MODE=session``
@@ -36,6 +38,7 @@ from pathlib import Path
 from hgmntk.errors import CASError
 from hgmntk.hookspecs import hookimpl
 
+from .asir_output import parse_operators, parse_pfaffian
 from .backend import BLOCK_ORDER_ROWS, BackendStatus, CASBackend
 from .integrand import YX, integrand_ideal
 from .process import (
@@ -385,26 +388,33 @@ def asir_script_path(name: str = "hgmntk.rr") -> Path:
 
 
 class AsirBackend(CASBackend):
-    """Risa/Asir with asir-contrib (``nk_restriction.restriction_ideal``, ``yang``).
+    """Risa/Asir with asir-contrib: ``nk_restriction`` restricts, ``yang`` gives the Pfaffian.
 
     The command is ``HGMNTK_ASIR`` (e.g. ``"/opt/openxm/bin/asir"``), else ``asir`` on PATH.
-    ``ASIR_LIBDIR`` (or ``ASIRLOADPATH``) names the directory of ``nk_restriction.rr`` and
-    ``yang.rr`` when Asir does not find them by itself.  ``HGMNTK_ASIR_MODE=session`` keeps
-    one interpreter running (prompt protocol) instead of one ``asir -quiet -f`` per call.
+    ``HGMNTK_ASIR_LIBDIR`` (or Asir's own ``ASIRLOADPATH``) names the directory of
+    ``nk_restriction.rr`` and ``yang.rr`` when Asir does not find them by itself (Asir's
+    ``ASIR_LIBDIR`` is its standard library: pointed at asir-contrib, yang.rr fails to load).
+    ``HGMNTK_ASIR_MODE=session`` keeps one interpreter running (prompt protocol) instead of
+    one ``asir -quiet -f`` per call.
+    Answers are printed as records (:mod:`~hgmntk.cas_bridge.asir_output`), never parsed
+    from Asir's polynomial print.
     """
 
     name = "asir"
     preference = 40
-    capabilities = frozenset({"restriction"})
+    capabilities = frozenset({"restriction", "integrability"})
     needs = (
         "Risa/Asir with asir-contrib (nk_restriction.rr, yang.rr): 'asir' on PATH or "
-        "HGMNTK_ASIR; ASIR_LIBDIR/ASIRLOADPATH for the library directory"
+        "HGMNTK_ASIR; HGMNTK_ASIR_LIBDIR/ASIRLOADPATH for the library directory"
     )
     ERROR = ASIR_ERROR
     HINT = (
         "Risa/Asir is not packaged for Debian/PyPI; install OpenXM (asir and asir-contrib) "
         "and put 'asir' on PATH or set HGMNTK_ASIR to its command"
     )
+    #: The order of x-variables handed to yang: its grevlex on (d11, d22, d12) is the
+    #: engine's monomial order, so both find the same standard monomials.
+    PFAFFIAN_ORDER = (0, 2, 1)
 
     def __init__(self, command: str | None = None, mode: str | None = None) -> None:
         super().__init__()
@@ -424,9 +434,9 @@ class AsirBackend(CASBackend):
         return mode
 
     def env(self) -> dict[str, str]:
-        """Environment of the Asir process: ASIRLOADPATH extended by ASIR_LIBDIR."""
+        """Environment of the Asir process: ASIRLOADPATH extended by HGMNTK_ASIR_LIBDIR."""
         env = dict(os.environ)
-        dirs = [d for d in env.get("ASIR_LIBDIR", "").split(os.pathsep) if d]
+        dirs = [d for d in env.get("HGMNTK_ASIR_LIBDIR", "").split(os.pathsep) if d]
         dirs += [d for d in env.get("ASIRLOADPATH", "").split(os.pathsep) if d]
         if dirs:
             env["ASIRLOADPATH"] = os.pathsep.join(dict.fromkeys(dirs))
@@ -435,24 +445,30 @@ class AsirBackend(CASBackend):
     def _argv(self) -> list[str]:
         return resolve_command(self.command, name="Risa/Asir", hint=self.HINT)
 
-    def _prelude(self) -> str:
+    def prelude(self) -> str:
+        """The statements that load asir-contrib and hgmntk's helpers (``hgmntk.rr``)."""
         lib = asir_script_path()
         return f'load("nk_restriction.rr")$\nload("yang.rr")$\nload("{lib}")$\n'
 
     def run(self, code: str, *, timeout: float | None = None) -> str:
-        """Run Asir statements (after loading the libraries); return the printed output."""
+        """Run Asir statements (after loading the libraries); return the printed output.
+
+        In batch mode that is stdout alone (stderr, where Asir writes timings and error
+        messages, is only scanned for errors).
+        """
         if self.mode == "session":
             session = self.session()
             return session.eval(code, timeout=_timeout(timeout))
         res = run_batch(
             [*self._argv(), "-quiet", "-f"],
-            self._prelude() + code.rstrip() + "\nend$\n",
+            self.prelude() + code.rstrip() + "\nend$\n",
             name="Risa/Asir",
             suffix=".rr",
             timeout=_timeout(timeout),
             error_pattern=self.ERROR,
             env=self.env(),
             hint=self.HINT,
+            stderr_apart=True,
         )
         return res.output
 
@@ -466,7 +482,7 @@ class AsirBackend(CASBackend):
             self._session = CASSession(dialect)
         if not self._session.alive:
             self._session.start()
-            self._session.eval(self._prelude(), timeout=120)
+            self._session.eval(self.prelude(), timeout=120)
         return self._session
 
     def close(self) -> None:
@@ -478,15 +494,16 @@ class AsirBackend(CASBackend):
         """Run a real (cheap) restriction, Heaviside x Heaviside: proves the libraries load."""
         argv = self._argv()
         step = [parse_operator(UD, "u*d")]
-        parse_answer(self.run(self.restriction_code(step, step), timeout=120), name="Risa/Asir")
+        parse_operators(self.run(self.restriction_code(step, step), timeout=120), XD)
         return BackendStatus(True, f"{' '.join(map(shlex.quote, argv))} with asir-contrib", None)
 
     def restriction_code(self, ann1: Sequence[Operator], ann2: Sequence[Operator]) -> str:
+        """The call of ``hgmntk_restriction`` on the integrand ideal of ``ann1``, ``ann2``."""
         gens = integrand_ideal(ann1, ann2)
         return (
             f"hgmntk_restriction([{', '.join(format_operator(g) for g in gens)}], "
             f"[{','.join(YX.xs)}], [{','.join(YX.ds)}], "
-            f"[{','.join(map(str, RESTRICTION_WEIGHTS))}])$"
+            f"[{','.join(map(str, RESTRICTION_WEIGHTS))}], [{','.join(XD.xs + XD.ds)}])$"
         )
 
     def restriction_ideal(self, ann1, ann2, *, timeout=None):
@@ -494,7 +511,39 @@ class AsirBackend(CASBackend):
         _check_ann(ann1, ann2)
         self.require()
         out = self.run(self.restriction_code(ann1, ann2), timeout=timeout)
-        return parse_answer(out, XD, name="Risa/Asir")
+        return parse_operators(out, XD)
+
+    def pfaffian_code(self, gens: Sequence[Operator]) -> str:
+        """The call of ``hgmntk_pfaffian`` on ``gens`` (x-variables in yang's order)."""
+        order = self.PFAFFIAN_ORDER
+        xs = ",".join(XD.xs[i] for i in order)
+        ds = ",".join(XD.ds[i] for i in order)
+        ops = ", ".join(format_operator(g) for g in gens if not g.is_zero())
+        return f"hgmntk_pfaffian([{ops}], [{xs}], [{ds}])$"
+
+    def pfaffian_system(self, gens: Sequence[Operator], *, timeout=None):
+        """Pfaffian system of R gens in R = Q(x)<d> by yang (``gr``, ``stdmon``, ``pfaffian``).
+
+        yang computes the Groebner basis of the left ideal in the rational Weyl algebra,
+        its standard monomials m_1..m_r and matrices with d_i m_k = sum_l P_i[k][l] m_l;
+        the result, a :class:`~hgmntk.cas_bridge.pfaffian.DerivedSystem`, lists them in
+        hgmntk's variable order (P_x11, P_x12, P_x22).
+        """
+        if not any(not g.is_zero() for g in gens):
+            raise CASError("the ideal is zero: it has no Pfaffian system")
+        from .pfaffian import DerivedSystem, factor_matrices
+
+        self.require()
+        out = self.run(self.pfaffian_code(gens), timeout=timeout)
+        monos, entries = parse_pfaffian(out, self.PFAFFIAN_ORDER)
+        factors, matrices = factor_matrices(entries)
+        return DerivedSystem(
+            standard_monomials=monos,  # type: ignore[arg-type]
+            factors=factors,
+            matrices=matrices,
+            ideal=[g for g in gens if not g.is_zero()],
+            stats={"engine": "asir yang"},
+        )
 
 
 # --------------------------------------------------------------------------- pure Python

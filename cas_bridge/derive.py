@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sympy
 
@@ -42,6 +43,9 @@ from .annihilators import (
 )
 from .moments import collinear_constants, initial_values
 from .weyl import Operator, format_operator
+
+if TYPE_CHECKING:
+    from .pfaffian import DerivedSystem
 
 #: Bumped whenever the derivation output changes; part of the cache key.
 ENGINE_VERSION = "1"
@@ -120,12 +124,15 @@ def derive_system(
     backend: str = "auto",
     progress: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    cas_pfaffian: bool = True,
 ):
     """The 2-D Pfaffian system (a ``DerivedSystem``) of Ehat for the annihilators.
 
     ``backend`` "auto"/"sympy"/"python": the pure-Python integration-by-parts engine;
-    any other name: that CAS backend's restriction ideal, then Pfaffian from the ideal.
-    Returns (system, name of the engine used).
+    any other name: that CAS backend's restriction ideal, then the engine's Pfaffian
+    system of that ideal.  A backend with the "integrability" step (Risa/Asir: yang)
+    computes the Pfaffian system itself too (unless ``cas_pfaffian`` is false; see
+    :func:`cas_checked`).  Returns (system, name of the engine used).
     """
     from . import pfaffian
 
@@ -137,7 +144,38 @@ def derive_system(
     if hasattr(cas, "require"):
         cas.require()
     gens = cas.restriction_ideal(ann1, ann2, timeout=timeout)
-    return pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout), cas.name
+    system = pfaffian.pfaffian_from_ideal(gens, progress=progress, timeout=timeout)
+    if cas_pfaffian:
+        system = cas_checked(system, cas.name, progress=progress, timeout=timeout)
+    return system, cas.name
+
+
+def cas_checked(
+    system: DerivedSystem,
+    backend: str,
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+) -> DerivedSystem:
+    """``system`` after the backend's own Pfaffian system of ``system.ideal`` matched it.
+
+    Only for a backend with the "integrability" step (Risa/Asir: Groebner basis in the
+    rational Weyl algebra, ``yang.stdmon``, ``yang.pfaffian``); the two systems must have
+    the same standard monomials and exactly the same matrices, else DerivationError.
+    Other backends (and the engine itself) return ``system`` unchanged.
+    """
+    from . import pfaffian
+    from .backend import get_backend
+
+    if backend in ("auto", "sympy", "python"):
+        return system
+    cas = get_backend(backend)
+    if "integrability" not in cas.capabilities or not hasattr(cas, "pfaffian_system"):
+        return system
+    if progress is not None:
+        progress(f"Pfaffian system by {cas.name}, checked against the engine's")
+    theirs = cas.pfaffian_system(system.ideal, timeout=timeout)
+    return pfaffian.same_system(theirs, system, what=cas.name)
 
 
 def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
@@ -187,14 +225,16 @@ def _choose_system(candidates, backend, progress, timeout):
 
     The first candidate is the full ideal; if its system is admissible it is taken at once.
     Otherwise every other candidate is derived and the admissible system of least rank
-    wins (the full one, with a note, when none is admissible).
+    wins (the full one, with a note, when none is admissible).  A CAS's own Pfaffian
+    system (:func:`cas_checked`) is computed for the winner only: the rejected systems
+    tend to have the largest denominators (GeLU: minutes in Asir's yang).
     """
     results = []
     notes = []
     for k, ops in enumerate(candidates):
         try:
             system, engine = derive_system(ops, ops, backend=backend, progress=progress,
-                                           timeout=timeout)
+                                           timeout=timeout, cas_pfaffian=False)
         except DerivationError as exc:
             if k == 0 and len(candidates) == 1:
                 raise
@@ -202,6 +242,7 @@ def _choose_system(candidates, backend, progress, timeout):
             continue
         why = admissibility(system)
         if why is None and k == 0:
+            system = cas_checked(system, backend, progress=progress, timeout=timeout)
             return system, engine, ops, notes
         if why is not None:
             notes.append(f"rank {len(system.standard_monomials)} system of "
@@ -211,6 +252,7 @@ def _choose_system(candidates, backend, progress, timeout):
         raise DerivationError("no annihilating ideal gave a Pfaffian system: " + "; ".join(notes))
     results.sort(key=lambda r: (r[0], r[1], r[2]))
     bad, _, _, system, engine, ops = results[0]
+    system = cas_checked(system, backend, progress=progress, timeout=timeout)
     if bad:
         notes.append("no admissible system found; kept this one (integrate around the "
                      "apparent singularities)")

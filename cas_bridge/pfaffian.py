@@ -450,6 +450,43 @@ def check_integrability(system: DerivedSystem, points: int = 3) -> None:
             )
 
 
+def same_system(system: DerivedSystem, reference: DerivedSystem, *, what: str) -> DerivedSystem:
+    """``system`` with its basis in the order of ``reference``; DerivationError if they differ.
+
+    Two Pfaffian systems of one ideal for the same monomial order have the same standard
+    monomials m_1..m_r, possibly listed in another order; with the permutation pi that puts
+    them in the order of ``reference``, P_i[pi k][pi l] must equal the reference's
+    P_i[k][l] as exact rational functions.  ``what`` names ``system`` in the error.
+    """
+    mine, theirs = list(system.standard_monomials), list(reference.standard_monomials)
+    if sorted(mine) != sorted(theirs):
+        raise DerivationError(
+            f"{what} found the standard monomials {sorted(mine)}, the engine {sorted(theirs)}"
+        )
+    perm = [mine.index(m) for m in theirs]
+    entries = []
+    for m in system.matrices:
+        rows = matrix_entries(m, system.factors)
+        entries.append([[rows[pk][pl] for pl in perm] for pk in perm])
+    expected = [matrix_entries(m, reference.factors) for m in reference.matrices]
+    for i, (a, b) in enumerate(zip(entries, expected, strict=True)):
+        for k, (ra, rb) in enumerate(zip(a, b, strict=True)):
+            for l, (va, vb) in enumerate(zip(ra, rb, strict=True)):
+                if va != vb:
+                    raise DerivationError(
+                        f"{what} and the engine disagree on entry ({k}, {l}) of "
+                        f"P_{X_VARIABLES[i]}: {va} against {vb}"
+                    )
+    factors, matrices = factor_matrices(entries)
+    return DerivedSystem(
+        standard_monomials=theirs,
+        factors=factors,
+        matrices=matrices,
+        ideal=list(system.ideal),
+        stats={**system.stats, "checked against": "engine"},
+    )
+
+
 __all__ = [
     "DerivedSystem",
     "check_integrability",
@@ -459,4 +496,5 @@ __all__ = [
     "matrix_entries",
     "pfaffian_from_groebner_basis",
     "pfaffian_from_ideal",
+    "same_system",
 ]

@@ -101,11 +101,16 @@ def find_errors(output: str, pattern: str | re.Pattern[str] | None) -> list[str]
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Output (stdout and stderr merged), exit status and wall time of a batch run."""
+    """Output, exit status and wall time of a batch run.
+
+    ``output`` is stdout and stderr merged, unless the run kept stderr apart: then
+    ``output`` is stdout alone and ``stderr`` the rest.
+    """
 
     output: str
     returncode: int
     seconds: float
+    stderr: str = ""
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 1.0) -> None:
@@ -138,14 +143,17 @@ def run_batch(
     max_output: int = DEFAULT_MAX_OUTPUT,
     env: Mapping[str, str] | None = None,
     hint: str = INSTALL_HINT,
+    stderr_apart: bool = False,
 ) -> BatchResult:
     """Run ``argv + [script file]`` with a timeout; return its output or raise CASError.
 
     ``argv`` is resolved with :func:`resolve_command` (missing program: CASError with
     ``hint``).  The script file is the last argument.  Raises :class:`CASError` on timeout
     (the process group is killed), on an output larger than ``max_output`` bytes, on a
-    non-zero exit status and on output lines matching ``error_pattern``; each message
-    quotes the end of the transcript.
+    non-zero exit status and on lines of stdout or stderr matching ``error_pattern``;
+    each message quotes the end of the transcript.  ``stderr_apart=True`` keeps stderr
+    out of ``output`` (Risa/Asir writes timings to unbuffered stderr, which would land
+    inside the lines of its buffered stdout).
     """
     argv = resolve_command(argv, name=name, hint=hint)
     start = time.monotonic()
@@ -153,13 +161,18 @@ def run_batch(
         path = Path(tmp) / f"input{suffix}"
         path.write_text(script)
         out_path = Path(tmp) / "output.txt"
-        with open(out_path, "wb") as out, open(os.devnull, "rb") as devnull:
+        err_path = Path(tmp) / "stderr.txt"
+        with (
+            open(out_path, "wb") as out,
+            open(err_path, "wb") as err,
+            open(os.devnull, "rb") as devnull,
+        ):
             try:
                 proc = subprocess.Popen(
                     [*argv, str(path)],
                     stdin=devnull,
                     stdout=out,
-                    stderr=subprocess.STDOUT,
+                    stderr=err if stderr_apart else subprocess.STDOUT,
                     cwd=tmp,
                     env=None if env is None else dict(env),
                     start_new_session=True,
@@ -172,7 +185,7 @@ def run_batch(
                 while proc.poll() is None:
                     if time.monotonic() - start > timeout:
                         fault = f"{name} timed out after {timeout:g} s (process killed)"
-                    elif out_path.stat().st_size > max_output:
+                    elif out_path.stat().st_size + err_path.stat().st_size > max_output:
                         fault = f"{name} output exceeded {max_output} bytes (process killed)"
                     if fault:
                         _kill_group(proc)
@@ -185,21 +198,25 @@ def run_batch(
         seconds = time.monotonic() - start
         with open(out_path, "rb") as f:
             output = f.read(max_output + 1).decode("utf-8", errors="replace")
+        with open(err_path, "rb") as f:
+            stderr = f.read(max_output + 1).decode("utf-8", errors="replace")
+    transcript = output + (f"\n[stderr]\n{stderr}" if stderr.strip() else "")
     if fault:
-        raise CASError(f"{fault}. Transcript tail:\n{_tail(output)}")
+        raise CASError(f"{fault}. Transcript tail:\n{_tail(transcript)}")
     if proc.returncode != 0:
         how = (
             f"was killed by signal {-proc.returncode}"
             if proc.returncode < 0
             else f"exited with status {proc.returncode}"
         )
-        raise CASError(f"{name} {how}. Transcript tail:\n{_tail(output)}")
-    errors = find_errors(output, error_pattern)
+        raise CASError(f"{name} {how}. Transcript tail:\n{_tail(transcript)}")
+    errors = find_errors(transcript, error_pattern)
     if errors:
         raise CASError(
-            f"{name} reported an error: {' | '.join(errors[:5])}. Transcript tail:\n{_tail(output)}"
+            f"{name} reported an error: {' | '.join(errors[:5])}. "
+            f"Transcript tail:\n{_tail(transcript)}"
         )
-    return BatchResult(output, proc.returncode, seconds)
+    return BatchResult(output, proc.returncode, seconds, stderr)
 
 
 # --------------------------------------------------------------------------- session mode
@@ -212,7 +229,8 @@ class Dialect:
     ``prompt`` is a regex of the input prompt; ``tag_command(a, b)`` is a command printing
     the string ``a + b`` on a line of its own; ``load_command(path)`` runs a file;
     ``assign(var, code)`` stores a value in a CAS variable; ``startup`` is (code, expected
-    answer) of the start-up check; ``strip`` is a regex of line prefixes to drop (prompts).
+    answer) of the start-up check; ``strip`` is a regex of line prefixes to drop (prompts);
+    ``file_end`` closes a file run by ``load_command`` (Asir's ``load`` needs ``end$``).
     """
 
     name: str
@@ -228,6 +246,7 @@ class Dialect:
     env: Mapping[str, str] = field(default_factory=dict)
     hint: str = INSTALL_HINT
     file_suffix: str = ".txt"
+    file_end: str = ""
 
 
 class CASRef:
@@ -404,7 +423,7 @@ class CASSession:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="hgmntk-session-")
             path = Path(self._tmp.name) / f"in{self._count}{d.file_suffix}"
-            path.write_text(code + "\n")
+            path.write_text(code + "\n" + d.file_end)
             code = d.load_command(str(path))
         self._child.send(code + "\n" + d.tag_command(head, tail) + "\n")
         tag = re.compile(re.escape(head + tail) + r"[ \t]*\r?\n")
@@ -494,7 +513,10 @@ def _q(text: str) -> str:
 
 SINGULAR_ERROR = r"^\s*\?\s"
 MACAULAY2_ERROR = r"(?:^|\s)stdio:\d+:\d+:\(\d+\):.*error:|\berror:\s"
-ASIR_ERROR = r"syntax error|undefined|return to toplevel|\berror\b"
+ASIR_ERROR = (
+    r"syntax error|undefined|return to toplevel|\berror\b|not found in the search path"
+    r"|division by 0"
+)
 
 
 def singular_dialect(command: str | Sequence[str] = "Singular") -> Dialect:
@@ -554,4 +576,5 @@ def asir_dialect(command: str | Sequence[str] = "asir") -> Dialect:
             "'asir' on PATH or set HGMNTK_ASIR to its command"
         ),
         file_suffix=".rr",
+        file_end="end$\n",
     )

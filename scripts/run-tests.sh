@@ -17,8 +17,28 @@ if ! command -v Singular >/dev/null 2>&1 || ! command -v M2 >/dev/null 2>&1; the
   fi
 fi
 
+# Risa/Asir is in no package registry. Where the shared tools folder sits beside the
+# checkout (CI) and no asir is on PATH, unpack its Risa/Asir test build into a cache
+# directory and put it on PATH for this run (hgmntk finds asir at run time only; the
+# tool is a non-commercial test tool and never part of the package).
+ASIR_TOOL=../shared/tools/risa-asir.tar.xz
+if ! command -v asir >/dev/null 2>&1 && [ -f "$ASIR_TOOL" ]; then
+  cache="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/risa-asir-tool"
+  R="$cache/risa-asir"
+  if [ ! -x "$R/bin/asir" ] || [ ! -f "$cache/unpacked" ] || [ "$ASIR_TOOL" -nt "$cache/unpacked" ]; then
+    echo "unpacking the Risa/Asir test tool from $ASIR_TOOL..."
+    rm -rf "$R" && mkdir -p "$cache"
+    tar -xJf "$ASIR_TOOL" -C "$cache" && touch "$cache/unpacked"
+  fi
+  export OpenXM_HOME="$R" ASIRLOADPATH="$R/lib/asir-contrib:$R/lib/asir"
+  export ASIR_CONFIG="$R/rc/asirrc" PATH="$R/bin:$PATH"
+fi
+if ! command -v asir >/dev/null 2>&1; then
+  echo "note: Risa/Asir is missing; its tests will be skipped (failed in CI)" >&2
+fi
+
 python -m pip install -q --disable-pip-version-check -e ".[test]"
 python -m ruff check .
-# In CI a missing CAS is a failure, not a skip.
+# In CI a missing CAS (Risa/Asir included) is a failure, not a skip.
 if [ -n "${CI:-}" ]; then export HGMNTK_REQUIRE_CAS="${HGMNTK_REQUIRE_CAS:-1}"; fi
 python -m pytest -p no:cacheprovider "$@"

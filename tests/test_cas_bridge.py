@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from hgmntk.cas_bridge import backend as bk
+from hgmntk.cas_bridge.asir_output import parse_operators, parse_pfaffian, records
 from hgmntk.cas_bridge.backends import (
     BUILTIN_BACKENDS,
     AsirBackend,
@@ -27,6 +29,7 @@ from hgmntk.cas_bridge.backends import (
     SympyBackend,
     parse_answer,
 )
+from hgmntk.cas_bridge.pfaffian import pfaffian_from_ideal, same_system
 from hgmntk.cas_bridge.process import (
     CASSession,
     Dialect,
@@ -35,7 +38,8 @@ from hgmntk.cas_bridge.process import (
     run_batch,
     singular_dialect,
 )
-from hgmntk.cas_bridge.testing import normalized, require_backend, required_cas
+from hgmntk.cas_bridge.ratfun import XCTX, RatFun
+from hgmntk.cas_bridge.testing import require_backend, required_cas
 from hgmntk.cas_bridge.weyl import UD, XD, parse_operator
 from hgmntk.errors import CASError
 
@@ -159,12 +163,22 @@ def fake_session():
     session.close()
 
 
+def _same_ideal(a, b) -> bool:
+    """Equal left ideals of R = Q(x)<d>: the engine's Pfaffian systems agree (no CAS)."""
+    same_system(pfaffian_from_ideal(list(a)), pfaffian_from_ideal(list(b)), what="test")
+    return True
+
+
 def test_fake_asir_prompt_and_multiline_output(fake_session):
     assert fake_session.eval('print("A" + "B")$') == "AB"
     assert fake_session.eval("1+2;") == "3"
-    out = fake_session.eval("hgmntk_restriction([x], [y], [dy], [1])$")
-    assert "HGMNTK_SEP" in out and out.count("\n") >= 7
-    assert normalized(parse_answer(out)) == normalized(RELU_IDEAL)
+    backend = AsirBackend()
+    with pytest.raises(CASError, match="hgmntk_restriction undefined"):  # libraries not loaded
+        fake_session.eval(backend.restriction_code(RELU, RELU))
+    fake_session.eval(backend.prelude())
+    out = fake_session.eval(backend.restriction_code(RELU, RELU))  # a recorded real answer
+    assert out.count("\n") >= 7
+    assert _same_ideal(parse_operators(out, XD), RELU_IDEAL)
     # several statements on one line and a multi-line input (sent through a file)
     assert fake_session.eval('print("x")$ print("y")$') == "x\ny"
     assert fake_session.eval('print("p")$\nprint("q")$') == "p\nq"
@@ -173,7 +187,7 @@ def test_fake_asir_prompt_and_multiline_output(fake_session):
 def test_fake_asir_error_keeps_session(fake_session):
     fake_session.start()
     gen = fake_session.generation
-    with pytest.raises(CASError, match="undefined function"):
+    with pytest.raises(CASError, match="no_such_function undefined"):
         fake_session.eval("no_such_function(1)$")
     assert fake_session.eval("print(7)$") == "7"
     assert fake_session.generation == gen
@@ -183,7 +197,7 @@ def test_fake_asir_crash_then_restart(fake_session):
     ref = fake_session.set("A", "1+1")
     assert fake_session.eval(f"print({ref})$") == "2"
     old_pid = fake_session.pid
-    with pytest.raises(CASError, match="(?s)died during the computation.*HGMNTK_BEGIN"):
+    with pytest.raises(CASError, match="(?s)died during the computation.*HGMNTK_T"):
         fake_session.eval("crash()$")
     with pytest.raises(CASError, match="died or been restarted"):
         str(ref)
@@ -214,10 +228,12 @@ def test_fake_asir_killed_mid_computation(fake_session):
 
 
 def test_session_output_cap():
-    session = CASSession(asir_dialect(FAKE_CMD), timeout=20, max_output=60)
+    session = CASSession(asir_dialect(FAKE_CMD), timeout=20, max_output=400)
+    backend = AsirBackend()
     try:
-        with pytest.raises(CASError, match="printed more than 60 characters"):
-            session.eval("hgmntk_restriction([x], [y], [dy], [1])$")
+        session.eval(backend.prelude())
+        with pytest.raises(CASError, match="printed more than 400 characters"):
+            session.eval(backend.restriction_code(RELU, RELU))
         assert not session.alive
     finally:
         session.close()
@@ -236,13 +252,13 @@ def test_session_startup_check():
 @pytest.mark.parametrize("mode", ["batch", "session"])
 def test_asir_backend_with_fake(mode, monkeypatch, tmp_path):
     monkeypatch.setenv("HGMNTK_ASIR", FAKE_CMD)
-    monkeypatch.setenv("ASIR_LIBDIR", str(tmp_path))
+    monkeypatch.setenv("HGMNTK_ASIR_LIBDIR", str(tmp_path))
     backend = AsirBackend(mode=mode)
     try:
         status = backend.probe()
         assert status.usable, status.reason
         assert backend.env()["ASIRLOADPATH"].split(os.pathsep)[0] == str(tmp_path)
-        assert normalized(backend.restriction_ideal(RELU, RELU)) == normalized(RELU_IDEAL)
+        assert _same_ideal(backend.restriction_ideal(RELU, RELU), RELU_IDEAL)
         monkeypatch.setenv("FAKE_ASIR_CRASH_ON", "restriction")
         backend.close()
         with pytest.raises(CASError):
@@ -254,7 +270,7 @@ def test_asir_backend_with_fake(mode, monkeypatch, tmp_path):
             backend.restriction_ideal(RELU, RELU, timeout=1)
         monkeypatch.delenv("FAKE_ASIR_HANG_ON")
         backend.close()
-        assert normalized(backend.restriction_ideal(RELU, RELU)) == normalized(RELU_IDEAL)
+        assert _same_ideal(backend.restriction_ideal(RELU, RELU), RELU_IDEAL)
     finally:
         backend.close()
 
@@ -264,9 +280,10 @@ def test_asir_backend_found_on_path_and_missing_library(monkeypatch):
     monkeypatch.setenv("PATH", f"{FAKE_ASIR.parent}{os.pathsep}{os.environ['PATH']}")
     assert resolve_command("asir", name="asir")[0] == str(FAKE_ASIR)
     assert AsirBackend().probe().usable
-    monkeypatch.setenv("FAKE_ASIR_NO_LIBS", "1")
+    monkeypatch.setenv("FAKE_ASIR_NO_CONTRIB", "1")  # the real Asir's words, recorded
     status = AsirBackend().probe()
-    assert not status.usable and "undefined" in status.reason
+    assert not status.usable and "nk_restriction.rr" in status.reason
+    assert "not found in the search path" in status.reason
 
 
 def test_script_text_is_built_from_operators_only():
@@ -289,6 +306,43 @@ def test_parse_answer():
         parse_answer("HGMNTK_BEGIN\nx11\n")
     with pytest.raises(CASError, match="cannot read"):
         parse_answer("HGMNTK_BEGIN\nd11*x11\nHGMNTK_SEP\nHGMNTK_DONE\n")
+
+
+def test_asir_records():
+    """Asir's answers are term records; its own messages may share their lines."""
+    text = (
+        "0\n-- nd_weyl_gr :-- restriction_ideal_internal :HGMNTK_T 0 2 1 0 0 1 0 0 ;\n"
+        "redeclaration of find_base_dataHGMNTK_T 0 1 0 1 0 0 1 0 ;\n"
+        "HGMNTK_T 0 2 0 0 0 0 0 0 ;\nHGMNTK_T 1 -3/7 0 0 0 0 0 0 ;\n"
+        "HGMNTK_T 2 0 0 0 0 0 0 0 ;\nHGMNTK_END terms 5 ;0.02sec\n"
+    )
+    ops = parse_operators(text, XD)
+    assert ops == [RELU_IDEAL[0], XD.const(Fraction(-3, 7))]
+    assert records("HGMNTK_X 1 2 ;HGMNTK_Y a ;") == [("X", ["1", "2"]), ("Y", ["a"])]
+    with pytest.raises(CASError, match="announced 5 terms but printed 4"):
+        parse_operators(text.replace("HGMNTK_T 1 -3/7 0 0 0 0 0 0 ;", ""), XD)
+    with pytest.raises(CASError, match="no complete answer"):
+        parse_operators(text.split("HGMNTK_END")[0], XD)
+    with pytest.raises(CASError, match="not a rational number"):
+        parse_operators("HGMNTK_T 0 x 1 0 0 0 0 0 ;\nHGMNTK_END terms 1 ;", XD)
+    with pytest.raises(CASError, match="expected 6 numbers"):
+        parse_operators("HGMNTK_T 0 1 1 0 0 ;\nHGMNTK_END terms 1 ;", XD)
+
+
+def test_asir_pfaffian_records():
+    """Exponents and matrix numbers are put back from yang's variable order (x11, x22, x12)."""
+    text = (
+        "HGMNTK_S 0 0 0 0 ;\nHGMNTK_S 1 0 0 1 ;\n"
+        "HGMNTK_N 1 0 1 1/2 0 0 1 ;\nHGMNTK_D 1 0 1 3 1 2 0 ;\n"  # P_x22[0][1] = x12/(6 x11 x22^2)
+        "HGMNTK_END pfaffian 2 2 ;\n"
+    )
+    monos, entries = parse_pfaffian(text, (0, 2, 1))
+    assert monos == [(0, 0, 0), (0, 1, 0)]
+    x11, x12, x22 = XCTX.gens()
+    assert entries[2][0][1] == RatFun(x12, 6 * x11 * x22**2)
+    assert entries[1][0][1].is_zero() and entries[0][0][1].is_zero()
+    with pytest.raises(CASError, match="incomplete"):
+        parse_pfaffian(text.replace("HGMNTK_S 1 0 0 1 ;", ""), (0, 2, 1))
 
 
 # --------------------------------------------------------------------------- real Singular
@@ -411,7 +465,10 @@ def test_sympy_backend_status():
 
 def test_required_cas(monkeypatch):
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "1")
+    monkeypatch.delenv("CI", raising=False)
     assert required_cas() == {"singular", "macaulay2"}
+    monkeypatch.setenv("CI", "true")  # CI has Risa/Asir from ../shared/tools
+    assert required_cas() == {"singular", "macaulay2", "asir"}
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "all")
     assert "asir" in required_cas()
     monkeypatch.setenv("HGMNTK_REQUIRE_CAS", "0")
