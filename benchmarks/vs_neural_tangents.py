@@ -16,7 +16,7 @@ relative error of each against a 40-digit mpmath evaluation of the kernel recurs
 closed-form duals on a random sample of entries (ReLU's NTK: ``mp_ntk_entry`` of
 ``benchmarks/kernels_speed.py``; activations without a closed form have no reference).
 
-    python benchmarks/vs_neural_tangents.py [--nt-python PATH] [--cases relu:2000 erf:20 ...]
+    python benchmarks/vs_neural_tangents.py [--nt-python PATH] [--cases relu:2000 erf:10:60 ...]
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from kernels_speed import mp_ntk_entry  # noqa: E402
 
 DEPTH, W_STD, B_STD, DIM, SEED = 3, 1.5, 0.05, 10, 0
 DEFAULT_CASES = (
-    "relu:2000", "relu:4000", "abs:1000", "leaky_relu:1000",
-    "erf:20", "sin:20", "cos:20", "gelu:20", "exp:20", "gauss:20",
+    "relu:2000:600", "relu:4000:900", "abs:1000", "leaky_relu:1000",
+    "relu2:200", "erf:10", "sin:10", "cos:10", "gelu:5", "exp:10", "gauss:10",
 )
 SETUP_HINT = "create it with: bash benchmarks/setup_nt_env.sh [ENV_DIR]"
 
@@ -200,17 +200,21 @@ COUNTERPARTS: dict[str, Counterpart] = {
 
 def _hgmntk_child(x: np.ndarray, activation: str, repeats: int, budget: float, out: str) -> None:
     times = []
-    while len(times) < repeats and (not times or sum(times) < budget):
-        t0 = time.perf_counter()
-        k = hgmntk.kernels(x, activation=activation, depth=DEPTH, w_std=W_STD, b_std=B_STD)
-        times.append(time.perf_counter() - t0)
+    try:
+        while len(times) < repeats and (not times or sum(times) < budget):
+            t0 = time.perf_counter()
+            k = hgmntk.kernels(x, activation=activation, depth=DEPTH, w_std=W_STD, b_std=B_STD)
+            times.append(time.perf_counter() - t0)
+    except Exception as exc:  # reported in the table, the other cases still run
+        np.savez(out, error=np.array(f"{type(exc).__name__}: {exc}"))
+        return
     np.savez(out, nngp=k.nngp, ntk=k.ntk, times=np.array(times))
 
 
 def time_hgmntk(
     x: np.ndarray, activation: str, repeats: int, budget: float, cap: float
 ) -> dict | None:
-    """Kernels and times of hgmntk.kernels on x, or None when it ran past ``cap`` seconds."""
+    """Kernels and times of hgmntk.kernels on x (or its ``error``), None past ``cap`` seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "k.npz")
         proc = mp.get_context("fork").Process(
@@ -266,14 +270,14 @@ def ref_error(k_nngp: np.ndarray, k_ntk: np.ndarray, pairs: np.ndarray, ref) -> 
     return f"{max_rel(got[:, 0], ref[:, 0])} / {max_rel(got[:, 1], ref[:, 1])}"
 
 
-def parse_cases(specs: list[str]) -> list[tuple[str, int]]:
-    """'name:N' strings -> (name, N); unknown names are an error."""
+def parse_cases(specs: list[str], cap: float) -> list[tuple[str, int, float]]:
+    """'name:N[:CAP]' strings -> (name, N, cap in seconds); unknown names are an error."""
     cases = []
     for spec in specs:
-        name, _, n = spec.partition(":")
+        name, n, case_cap = (spec.split(":") + ["", ""])[:3]
         if name not in COUNTERPARTS:
             raise SystemExit(f"unknown activation {name!r}; known: {', '.join(COUNTERPARTS)}")
-        cases.append((name, int(n or 20)))
+        cases.append((name, int(n or 20), float(case_cap or cap)))
     return cases
 
 
@@ -282,16 +286,16 @@ def run(args: argparse.Namespace) -> None:
     if not nt_python.exists():
         print(f"skipped: neural-tangents environment not found ({nt_python}); {SETUP_HINT}")
         return
-    cases = parse_cases(args.cases)
+    cases = parse_cases(args.cases, args.cap)
     rng = np.random.default_rng(SEED)
-    x_all = rng.standard_normal((max(n for _, n in cases), DIM))
+    x_all = rng.standard_normal((max(n for _, n, _ in cases), DIM))
     nt_cases, runnable = [], []
-    for name, n in cases:
+    for name, n, cap in cases:
         counterpart = COUNTERPARTS[name]
         if counterpart.stax is None:
             print(f"note: {name} skipped: {counterpart.note}")
             continue
-        runnable.append((name, n))
+        runnable.append((name, n, cap))
         nt_cases.append({
             "activation": counterpart.stax, "params": counterpart.params, "depth": DEPTH,
             "W_std": W_STD, "b_std": B_STD, "repeats": args.repeats, "n": n,
@@ -317,7 +321,7 @@ def run(args: argparse.Namespace) -> None:
         f"{'hgmntk ref. error':>19} {'NT ref. error':>19}"
     )
     print(header)
-    for i, (name, n) in enumerate(runnable):
+    for i, (name, n, cap) in enumerate(runnable):
         x = x_all[:n]
         pairs = np.concatenate([
             rng.integers(0, n, size=(args.sample - 4, 2)),
@@ -327,12 +331,18 @@ def run(args: argparse.Namespace) -> None:
         nt_s, nt_jit = float(nt[f"c{i}_d{DEPTH}_best_s"]), float(nt[f"c{i}_d{DEPTH}_compile_s"])
         ref = reference(x, name, pairs)
         nt_err = ref_error(nt_nngp, nt_ntk, pairs, ref)
-        hk = time_hgmntk(x, name, args.repeats, args.budget, args.cap)
+        hk = time_hgmntk(x, name, args.repeats, args.budget, cap)
         if hk is None:
             print(
-                f"{name:>10} {n:>5} {'>' + format(args.cap, '.0f'):>9} {nt_s:>9.3g} "
-                f"{nt_jit:>8.2f} {'-':>7} | (hgmntk over the {args.cap:.0f} s cap) | "
+                f"{name:>10} {n:>5} {'>' + format(cap, '.0f'):>9} {nt_s:>9.3g} "
+                f"{nt_jit:>8.2f} {'-':>7} | (hgmntk stopped at the {cap:.0f} s cap) | "
                 f"{'-':>19} {nt_err:>19}", flush=True,
+            )
+            continue
+        if "error" in hk:
+            print(
+                f"{name:>10} {n:>5} {'failed':>9} {nt_s:>9.3g} {nt_jit:>8.2f} {'-':>7} | "
+                f"hgmntk raised {str(hk['error'])[:60]} | {'-':>19} {nt_err:>19}", flush=True,
             )
             continue
         hk_s = float(hk["times"].min())
@@ -359,12 +369,13 @@ def main() -> None:
     parser.add_argument("--nt-python", help="Python of the neural-tangents environment "
                         "(default: the location used by setup_nt_env.sh)")
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
-                        help=f"name:N items; names: {', '.join(COUNTERPARTS)}")
+                        help="name:N[:CAP] items (CAP: seconds for hgmntk, default --cap); "
+                        f"names: {', '.join(COUNTERPARTS)}")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (best is reported)")
     parser.add_argument("--budget", type=float, default=30.0,
                         help="hgmntk: no new repeat once this many seconds are spent")
-    parser.add_argument("--cap", type=float, default=120.0,
-                        help="hgmntk: seconds after which a case is stopped")
+    parser.add_argument("--cap", type=float, default=90.0,
+                        help="hgmntk: seconds after which a case is stopped (default cap)")
     parser.add_argument("--sample", type=int, default=20, help="entries checked against mpmath")
     run(parser.parse_args())
 
