@@ -14,6 +14,8 @@ at angle-0 pairs (diagonal, duplicate, sometimes the collinear pair) at depth 1 
 Where stax overflows to inf (Exp), hgmntk must give inf too.  The homogeneous activations
 (closed form or HGM along the angle) run in the default suite; the others take a batched
 ODE solve per entry and are marked slow (times on a shared 2-core machine in the comments).
+exp, gauss and gelu currently fail in hgmntk on these inputs (exceptions named in their
+strict xfail marks).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ CASES = [
     ("relu", "Relu", {}, ("nngp", "ntk")),
     ("abs", "Abs", {}, ("nngp", "ntk")),
     ("leaky_relu", "LeakyRelu", {"alpha": 0.1}, ("nngp", "ntk")),
-    # relu2, relu3: 20 s and 28 s for the depth-1 kernels alone (shared 2-core machine)
+    # relu2, relu3: 20-37 s and 16-28 s for the depth-1 kernels alone (shared 2-core machine)
     pytest.param(
         "relu2", "RectifiedMonomial", {"degree": 2}, ("nngp", "ntk"), marks=pytest.mark.slow
     ),
@@ -50,6 +52,7 @@ CASES = [
     # stax's RectifiedMonomial(0) drops the Dirac term of the step's derivative (its NTK
     # contribution is 0); hgmntk's step NTK keeps it, so only the NNGP is comparable.
     ("step", "RectifiedMonomial", {"degree": 0}, ("nngp",)),
+    # erf 28 s, sin 44 s, cos 51 s (shared 2-core machine, 2026-12-03)
     pytest.param(
         "erf", "Erf", {"a": 1.0, "b": 1.0, "c": 0.0}, ("nngp", "ntk"), marks=pytest.mark.slow
     ),
@@ -59,12 +62,30 @@ CASES = [
     pytest.param(
         "cos", "Cos", {"a": 1.0, "b": 1.0, "c": 0.0}, ("nngp", "ntk"), marks=pytest.mark.slow
     ),
-    pytest.param("exp", "Exp", {"a": 1.0, "b": 1.0}, ("nngp", "ntk"), marks=pytest.mark.slow),
+    # Known hgmntk failures on these inputs (strict: a fix turns them into XPASS failures,
+    # and any other exception or a mismatch still fails):
+    # exp fails after 6 s where the kernel overflows float64 (stax: inf);
     pytest.param(
-        "gauss", "Gaussian", {"a": 1.0, "b": -0.5}, ("nngp", "ntk"), marks=pytest.mark.slow
+        "exp", "Exp", {"a": 1.0, "b": 1.0}, ("nngp", "ntk"),
+        marks=[pytest.mark.slow, pytest.mark.xfail(
+            raises=OverflowError, strict=True,
+            reason="collinear._gauss_1d_mp: int(inf) where the exp kernel overflows",
+        )],
+    ),
+    # gauss fails after 73-250 s, gelu after 950 s, in the Price integral near rho = +-1
+    pytest.param(
+        "gauss", "Gaussian", {"a": 1.0, "b": -0.5}, ("nngp", "ntk"),
+        marks=[pytest.mark.slow, pytest.mark.xfail(
+            raises=hgmntk.IntegrationError, strict=True,
+            reason="precise path: 'the continuation path runs into a singular point'",
+        )],
     ),
     pytest.param(
-        "gelu", "Gelu", {"approximate": False}, ("nngp", "ntk"), marks=pytest.mark.slow
+        "gelu", "Gelu", {"approximate": False}, ("nngp", "ntk"),
+        marks=[pytest.mark.slow, pytest.mark.xfail(
+            raises=hgmntk.IntegrationError, strict=True,
+            reason="precise path: 'the continuation path runs into a singular point'",
+        )],
     ),
 ]
 
