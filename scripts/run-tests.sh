@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install hgmntk with its test extras and the computer algebra systems the tests use
 # (Debian's singular and macaulay2, when running as root with apt-get), then run ruff and
-# the whole test suite.  Extra arguments go to pytest, e.g. `-m "not slow"`.
+# the whole test suite on every core.  Extra arguments go to pytest, e.g. `-m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +41,5 @@ python -m pip install -q --disable-pip-version-check -e ".[test]"
 python -m ruff check .
 # In CI a missing CAS (Risa/Asir included) is a failure, not a skip.
 if [ -n "${CI:-}" ]; then export HGMNTK_REQUIRE_CAS="${HGMNTK_REQUIRE_CAS:-1}"; fi
-python -m pytest -p no:cacheprovider "$@"
+# One pytest worker per core (pytest-xdist); HGMNTK_TEST_WORKERS=0 runs in one process.
+python -m pytest -p no:cacheprovider -n "${HGMNTK_TEST_WORKERS:-auto}" "$@"
