@@ -14,8 +14,8 @@ at angle-0 pairs (diagonal, duplicate, sometimes the collinear pair) at depth 1 
 Where stax overflows to inf (Exp), hgmntk must give inf too.  The homogeneous activations
 (closed form or HGM along the angle) run in the default suite; the others take a batched
 ODE solve per entry and are marked slow (times on a shared 2-core machine in the comments).
-exp, gauss and gelu currently fail in hgmntk on these inputs (exceptions named in their
-strict xfail marks).
+exp currently fails in hgmntk on these inputs (the exception is named in its strict xfail
+mark).
 """
 
 from __future__ import annotations
@@ -72,21 +72,12 @@ CASES = [
             reason="collinear._gauss_1d_mp: int(inf) where the exp kernel overflows",
         )],
     ),
-    # gauss fails after 73-250 s, gelu after 950 s, in the Price integral near rho = +-1
+    # gauss and gelu: the bulk by Mehler's expansion (the duplicated input that broke the
+    # precise path's Price integral is handled by the fast path's error bounds)
     pytest.param(
-        "gauss", "Gaussian", {"a": 1.0, "b": -0.5}, ("nngp", "ntk"),
-        marks=[pytest.mark.slow, pytest.mark.xfail(
-            raises=hgmntk.IntegrationError, strict=True,
-            reason="precise path: 'the continuation path runs into a singular point'",
-        )],
+        "gauss", "Gaussian", {"a": 1.0, "b": -0.5}, ("nngp", "ntk"), marks=pytest.mark.slow
     ),
-    pytest.param(
-        "gelu", "Gelu", {"approximate": False}, ("nngp", "ntk"),
-        marks=[pytest.mark.slow, pytest.mark.xfail(
-            raises=hgmntk.IntegrationError, strict=True,
-            reason="precise path: 'the continuation path runs into a singular point'",
-        )],
-    ),
+    pytest.param("gelu", "Gelu", {"approximate": False}, ("nngp", "ntk"), marks=pytest.mark.slow),
 ]
 
 # hgmntk activations without a stax counterpart in neural-tangents 0.6.5.
