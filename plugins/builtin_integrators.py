@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from hgmntk.angle_table import AngleTable, HomogeneousBlock
 from hgmntk.continuation import precise_values
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
@@ -20,6 +21,20 @@ from hgmntk.mehler import MehlerDual, is_entire_expression
 
 _SIDE = {"ss": "s", "dsds": "ds"}
 _MEHLER: dict[int, MehlerDual | None] = {}
+
+
+_ANGLE: dict[tuple[int, str], HomogeneousBlock | None] = {}
+
+
+def angle_evaluator(activation, key: str) -> HomogeneousBlock | None:
+    """One angle-table evaluator per activation object and dual (None if the table misses
+    its accuracy)."""
+    at = (id(activation), key)
+    if at not in _ANGLE:
+        table = AngleTable(activation.duals[key])
+        degree = activation.pair_homogeneity(key)[0]
+        _ANGLE[at] = HomogeneousBlock(table, degree, key == "dsds") if table.usable else None
+    return _ANGLE[at]
 
 
 def mehler_evaluator(activation) -> MehlerDual | None:
@@ -82,9 +97,14 @@ class HolonomicGradient(Integrator):
         return None
 
     def block_evaluator(self, activation, key):
-        """Mehler's expansion (:mod:`hgmntk.mehler`) for activations built from entire
+        """For a homogeneous dual a table of its angle function (:mod:`hgmntk.angle_table`);
+        Mehler's expansion (:mod:`hgmntk.mehler`) for activations built from entire
         functions; None otherwise."""
-        return mehler_evaluator(activation) if key in ("ss", "dsds") else None
+        if key not in ("ss", "dsds") or key not in activation.duals:
+            return None
+        if activation.pair_homogeneity(key) is not None:
+            return angle_evaluator(activation, key)
+        return mehler_evaluator(activation)
 
     def evaluate(self, activation, key, cov, *, rtol, chunk=4096):
         result = self._float_values(activation, key, cov, rtol, chunk)
