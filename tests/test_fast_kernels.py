@@ -132,3 +132,26 @@ def test_cross_kernels_use_the_fast_path_too():
     cross = hgmntk.kernels(X[:9], X[9:], activation="relu3", depth=2, b_std=0.3)
     np.testing.assert_allclose(cross.ntk, full.ntk[:9, 9:], rtol=1e-13)
     np.testing.assert_allclose(cross.nngp, full.nngp[:9, 9:], rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "leaky_relu"])
+def test_angle_table_of_the_hgm_matches_the_closed_form(name):
+    """The HGM's block evaluator for homogeneous duals (a Chebyshev table of the angle
+    function) agrees with the arc-cosine closed form wherever it vouches for a value."""
+    from hgmntk.dual_activation import get_activation
+    from hgmntk.integrator import PairBlock
+    from hgmntk.plugins.builtin_integrators import angle_evaluator
+
+    act = get_activation(name)
+    rho = np.linspace(-1, 1, 2001)[1:-1]
+    sa, sb = np.full(rho.shape, 1.3), np.full(rho.shape, 0.7)
+    for key in ("ss", "dsds"):
+        table = angle_evaluator(act, key)
+        assert table is not None
+        block = PairBlock(sa, sb, rho)
+        got, err, _ = table(block)
+        want, _, _ = act.closed_forms[key].block(PairBlock(sa, sb, rho))
+        ok = np.isfinite(err)
+        assert ok.mean() > 0.8
+        bound = np.maximum(2 * err[ok], 1e-14 * np.abs(want[ok]))
+        assert np.all(np.abs(got[ok] - want[ok]) <= bound), (key, ok.mean())
