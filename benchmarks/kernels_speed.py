@@ -7,14 +7,20 @@ mpmath evaluation of the arc-cosine recursion on a random sample of entries; and
 of the hgm time to the closed-form time measured in the same run (target: <= 10).
 
 Gauss-Hermite is timed on a block of rows (every entry costs the same; the rate is what
-matters); closed and hgm compute the whole N x N matrix.  Run:
+matters); closed and hgm compute the whole N x N matrix.  Then every other activation's
+depth-3 NTK at N = 1000 (the setting of the "fast exact kernels" issue: W_std 1.5, b_std
+0.05, inputs in R^10) is timed against relu's in the same run, with the number of pairs
+that needed the careful path.  Run:
 
     python benchmarks/kernels_speed.py [--sizes 1000 2000] [--gh-rows 20]
+                                       [--activations gelu erf ...] [--act-size 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import mpmath
@@ -112,13 +118,61 @@ def run(sizes, gh_rows, sample, seed=0):
         print(f"{n:>6} ratio hgm/closed (time per entry): {ratio:.2f}  (target <= 10)")
 
 
+_CHILD = """
+import sys, time, numpy as np, hgmntk
+name, n = sys.argv[1], int(sys.argv[2])
+X = np.random.default_rng(0).standard_normal((n, 10))
+t0 = time.perf_counter()
+k = hgmntk.kernels(X, activation=name, depth=3, w_std=1.5, b_std=0.05)
+print(time.perf_counter() - t0, k.careful_pairs, n * (n - 1) // 2, k.method)
+"""
+
+
+def _timed(name: str, n: int, cap: float):
+    """(seconds, careful pairs, pairs, method) of the depth-3 NTK in a fresh process, or
+    None when it runs past ``cap`` seconds (the child is killed)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _CHILD, name, str(n)], capture_output=True,
+                             text=True, timeout=cap, check=True).stdout.split()
+    except subprocess.TimeoutExpired:
+        return None
+    return float(out[0]), int(out[1]), int(out[2]), out[3]
+
+
+def activation_ratios(names, n: int, cap: float) -> None:
+    """Every activation's depth-3 NTK (W_std 1.5, b_std 0.05, N(0, 1) inputs in R^10, the
+    setting of the 'fast exact kernels' issue) against relu's in the same run, each in a
+    fresh process (start-up and first-use costs such as tables and coefficients included)."""
+    print(f"\ndepth-3 NTK, N = {n}, W_std 1.5, b_std 0.05, inputs N(0,1) in R^10; "
+          f"time cap {cap:g} s")
+    print(f"{'activation':>12} {'seconds':>9} {'/ relu':>8} {'careful pairs':>16} {'method':>8}")
+    relu = _timed("relu", n, cap)
+    for name in ["relu", *names]:
+        got = relu if name == "relu" else _timed(name, n, cap)
+        if got is None:
+            print(f"{name:>12} {'> cap':>9}")
+            continue
+        secs, careful, pairs, method = got
+        ratio = secs / relu[0] if relu else float("nan")
+        print(f"{name:>12} {secs:>9.2f} {ratio:>8.1f} {careful:>9} ({careful / pairs:.1%}) "
+              f"{method:>8}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--gh-rows", type=int, default=20, help="rows timed for gauss-hermite")
     parser.add_argument("--sample", type=int, default=40, help="entries checked against mpmath")
+    parser.add_argument("--activations", nargs="*", default=[
+        "abs", "leaky_relu", "relu2", "relu3", "gelu", "erf", "sin", "cos", "exp", "gauss",
+        "resin", "elu"], help="activations timed against relu at --act-size")
+    parser.add_argument("--act-size", type=int, default=1000)
+    parser.add_argument("--cap", type=float, default=120.0, help="seconds per activation")
     args = parser.parse_args()
-    run(args.sizes, args.gh_rows, args.sample)
+    if args.sizes:
+        run(args.sizes, args.gh_rows, args.sample)
+    if args.activations:
+        activation_ratios(args.activations, args.act_size, args.cap)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ class Kernels:
     w_std: float
     b_std: float
     method: str
+    #: pairs computed on the careful path (the rest took the fast float64 path)
+    careful_pairs: int = 0
 
     def replace(self, **changes) -> Kernels:
         """A copy with some fields changed (the object itself is immutable)."""
@@ -391,7 +393,8 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
             idx = np.arange(n1)
             nngp[idx, idx] = np.asarray(diag1.sigma[h], dtype=float)
             ntk[idx, idx] = np.asarray(diag1.ntk[h], dtype=float)
-        layers.append(Kernels(nngp, ntk, act.name, h, w_std, b_std, "+".join(sorted(used))))
+        layers.append(Kernels(nngp, ntk, act.name, h, w_std, b_std, "+".join(sorted(used)),
+                              int(i.size)))
     return layers
 
 
