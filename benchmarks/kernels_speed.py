@@ -136,6 +136,9 @@ def _timed(name: str, n: int, cap: float):
                              text=True, timeout=cap, check=True).stdout.split()
     except subprocess.TimeoutExpired:
         return None
+    except subprocess.CalledProcessError as exc:  # report hgmntk's error, go on
+        lines = exc.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {exc.returncode}"
     return float(out[0]), int(out[1]), int(out[2]), out[3]
 
 
@@ -151,6 +154,9 @@ def activation_ratios(names, n: int, cap: float) -> None:
         got = relu if name == "relu" else _timed(name, n, cap)
         if got is None:
             print(f"{name:>12} {'> cap':>9}")
+            continue
+        if isinstance(got, str):
+            print(f"{name:>12} {'failed':>9}  {got[:100]}")
             continue
         secs, careful, pairs, method = got
         ratio = secs / relu[0] if relu else float("nan")
