@@ -166,7 +166,7 @@ def activation_ratios(names, n: int, cap: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 2000])
     parser.add_argument("--gh-rows", type=int, default=20, help="rows timed for gauss-hermite")
     parser.add_argument("--sample", type=int, default=40, help="entries checked against mpmath")
     parser.add_argument("--activations", nargs="*", default=[
