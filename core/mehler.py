@@ -13,17 +13,19 @@ growth (gelu, erf, sin, cos, exp, gauss) the coefficients decay geometrically (l
 rho = +-1, so a few hundred terms reach rounding level for the variances of deep kernels.
 
 The coefficients are computed by Gauss-Hermite quadrature with orthonormal Hermite
-functions (stable at every node), twice with different node counts: their difference is
-the coefficients' error estimate.  The truncation point of each block of pairs comes from
+functions (stable at every node); a second rule with more nodes on a few probe variances
+checks them, and the number of terms grows until the last ones are at rounding level.
+The truncation point of each block of pairs comes from
 the tails t_n(a) = (sum_{m>=n} h_m(a)^2)^(1/2) and Cauchy-Schwarz:
 
     |sum_{m>=n} h_m(a) h_m(b) rho^m| <= |rho|^n t_n(a) t_n(b),
 
-and the same inequality bounds the rounding of the sum by ~n eps sqrt(E_aa E_bb), with
-E_aa = sum_n h_n(a)^2 = E[s(u)^2].  A value is trusted where it keeps at least ``TRUST`` of
-sqrt(E_aa E_bb), the coefficients of both variances passed their check and the tail is
-below rounding; everything else goes to the careful path.  Only activations whose s is
-entire (no Heaviside, Max, Abs, sign, Piecewise) get this evaluator.
+and the same inequality bounds the sum's rounding by a few eps sqrt(E_aa E_bb), with
+E_aa = sum_n h_n(a)^2 = E[s(u)^2].  Each value is returned with an absolute error bound
+(coefficient noise, tail, rounding; sums weighted by |rho|^n where the cheap bound is not
+small) that the recursion of :mod:`hgmntk.block_kernels` carries on; it is infinite where
+a variance's coefficients failed their check or a pair's tail is above rounding.  Only
+activations whose s is entire (no Heaviside, Max, Abs, sign, Piecewise) get this evaluator.
 """
 
 from __future__ import annotations
@@ -43,10 +45,6 @@ REL_ERROR = 5e-15
 #: The sums are cut where the Cauchy-Schwarz bound of their tail falls below this
 #: (relative to sqrt(E_aa E_bb)).
 COEFF_TOL = 2e-16
-#: The two quadratures' coefficients must agree to this, relative to their norm (their
-#: rounding alone is ~sqrt(terms) eps); with ``TRUST`` it bounds the relative error of a
-#: trusted value by CHECK_TOL / TRUST.
-CHECK_TOL = 2e-15
 EPS = float(np.finfo(float).eps)
 #: Largest number of terms tried.
 MAX_TERMS = 2048

@@ -271,22 +271,3 @@ def _with_block(careful, block):
     form.__doc__ = careful.__doc__
     form.block = block
     return form
-
-
-RELU = RectifiedFamily(1, 1.0, 0.0)
-STEP = RectifiedFamily(0, 1.0, 0.0)
-
-
-def relu_relu(cov: Covariances) -> np.ndarray:
-    """E[relu(u) relu(v)] = sqrt(ab)/(2 pi) * (sin t + (pi - t) cos t)."""
-    return RELU.ss(cov)
-
-
-def step_step(cov: Covariances) -> np.ndarray:
-    """E[Y(u) Y(v)] = (pi - t) / (2 pi)."""
-    return STEP.ss(cov)
-
-
-def delta_delta(cov: Covariances) -> np.ndarray:
-    """E[delta(u) delta(v)] = 1 / (2 pi sqrt(det))."""
-    return STEP.dsds(cov)
