@@ -287,10 +287,12 @@ class MehlerDual:
                 lb = lb * r + xb
             nai, nbj = layer.norm[ia][ri], layer.norm[ib][rj]
             dai, dbj = layer.dnorm[ia][ri], layer.dnorm[ib][rj]
-            err_e[at] = (EPS * (nai * lb + nbj * la) + COEFF_TOL * nai * nbj
-                             + root * EPS * mag)
-            err_d[at] = (EPS * (nai * dlb + nbj * dla) + COEFF_TOL * dai * dbj
-                             + root * EPS * dmag)
+            # the tail: each pair's own Cauchy-Schwarz bound at the cut (not the
+            # tolerance), which vanishes with rho like the sum itself
+            tail_e = rn[at] * layer.tail[n_cut, ia][ri] * layer.tail[n_cut, ib][rj]
+            tail_d = rn[at] * layer.dtail[n_cut, ia][ri] * layer.dtail[n_cut, ib][rj]
+            err_e[at] = EPS * (nai * lb + nbj * la) + tail_e * nai * nbj + root * EPS * mag
+            err_d[at] = EPS * (nai * dlb + nbj * dla) + tail_d * dai * dbj + root * EPS * dmag
         err_e[~ok] = np.inf
         err_d[~ok] = np.inf
         sab = np.asarray(block.sa * block.sb, dtype=float)

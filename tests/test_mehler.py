@@ -58,3 +58,24 @@ def test_trusted_values_match_the_reference(name):
         assert ok.sum() >= n // 5, (name, key, ok.sum())  # extreme variances are not
         diff = np.abs(got[ok] - ref[ok])
         assert np.all(diff <= np.maximum(10 * err[ok], 1e-13 * np.abs(ref[ok]))), (name, key)
+
+
+def test_odd_activation_bound_is_relative_at_small_correlations():
+    """erf's dual E = (2/pi) asin(2c / sqrt((1+2a)(1+2b))) vanishes like rho: the bound of a
+    pair must shrink with it (the tail is bounded per pair, not by the cut's tolerance),
+    and still cover the actual error against the closed form."""
+    import mpmath
+
+    a = np.full(7, 0.8)
+    b = np.full(7, 1.7)
+    rho = np.array([1e-1, 1e-2, 1e-3, 1e-5, 1e-8, -1e-4, -3e-2])
+    mehler = MehlerDual(get_activation("erf").numeric_functions["s"])
+    evaluate = mehler.prepare(np.sqrt(a), np.sqrt(b))
+    idx = np.arange(a.size)
+    e, err, _ = evaluate(PairBlock(np.sqrt(a), np.sqrt(b), rho), idx, idx, "ss")
+    mpmath.mp.dps = 40
+    for k in idx:
+        c = mpmath.mpf(rho[k]) * mpmath.sqrt(mpmath.mpf(a[k]) * b[k])
+        want = 2 / mpmath.pi * mpmath.asin(2 * c / mpmath.sqrt((1 + 2 * a[k]) * (1 + 2 * b[k])))
+        assert err[k] <= 1e-14 * abs(e[k]), (rho[k], err[k] / abs(e[k]))
+        assert abs(e[k] - float(want)) <= err[k], rho[k]
