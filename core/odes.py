@@ -132,7 +132,7 @@ def solve_batched(
     err_acc = np.zeros(n)
     segments: list | None = [] if dense else None
     if n == 0 or t1 == t0:
-        return BatchedSolution(y, err_acc, 0, 0)
+        return BatchedSolution(y, err_acc, 0, 0, [] if dense else None, t1)
     direction = 1.0 if t1 > t0 else -1.0
     span = abs(t1 - t0)
     t = dtype.type(t0)

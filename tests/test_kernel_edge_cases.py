@@ -94,3 +94,12 @@ def test_step_ntk_diagonal_is_infinite_but_off_diagonal_finite():
     off = k.ntk[~np.eye(len(X), dtype=bool)]
     assert np.all(np.isfinite(off))
     assert np.all(np.isfinite(k.nngp))
+
+
+def test_dual_at_zero_correlation_by_hgm():
+    """rho = 0 exactly (the angle ODE has nothing to integrate): E = E[s(u)] E[s(v)], for
+    gelu a b / (2 pi sqrt((1 + a)(1 + b))) by Stein's lemma."""
+    a, b = np.array([1.0, 0.5]), np.array([2.0, 0.5])
+    got = hgmntk.dual("gelu", a, b, np.zeros(2), method="hgm")
+    want = a * b / (2 * np.pi * np.sqrt((1 + a) * (1 + b)))
+    np.testing.assert_allclose(got, want, rtol=1e-13)
