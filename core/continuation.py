@@ -313,9 +313,9 @@ def _start_precision(conn: ExactConnection, path) -> int:
     return int(64 * np.ceil(digits * 3.33 / 64))
 
 
-def _perturbed(g: flint.arb_mat, relative: float) -> flint.arb_mat:
-    """g with component i scaled by 1 + (-1)^i relative (a probe of the sensitivity)."""
-    eps = flint.arb(relative)
+def _perturbed(g: flint.arb_mat, digits: int) -> flint.arb_mat:
+    """g with component i scaled by 1 + (-1)^i 10^-digits (a probe of the sensitivity)."""
+    eps = flint.arb(10) ** (-digits)
     return flint.arb_mat(
         g.nrows(), 1, [g[i, 0] * (1 + eps if i % 2 == 0 else 1 - eps) for i in range(g.nrows())]
     )
@@ -350,19 +350,35 @@ def consistent_c(a, b, c, det) -> Fraction:
     return value if c >= 0 else -value
 
 
+def stored_digits(values) -> int:
+    """The digits a system's stored initial values carry: the fewest significant digits
+    among those written with at least 20 (shorter ones, "2" or "0.25", are exact); 40
+    when every value is short."""
+    counts = []
+    for text in values:
+        mantissa = str(text).strip().lstrip("+-").lower().split("e")[0].replace(".", "")
+        digits = len(mantissa.lstrip("0"))
+        if digits >= 20:
+            counts.append(digits)
+    return min(counts, default=40)
+
+
 def continue_to(
     activation, key: str, a, b, c, *, rtol: float = 1e-14, det=None
 ) -> tuple[flint.arb, float]:
     """E = G[0] at (a, b, c) (det > 0) and an estimate of its absolute error.
 
     First along the straight segment from the system's base point, starting from its stored
-    initial values (40 digits); the value is computed twice, at a working precision chosen
-    from the path's singular points and at 64 bits more with the initial vector perturbed
-    by 1e-38 (relative), and accepted when the two agree to ``rtol / 100``.  When the
-    stored initial values are not accurate enough for the target (an amplification beyond
-    1e24), they are recomputed from one-dimensional moments to the working precision
-    (:func:`base_vector`), and pairs of precisions (moments included) move up until two
-    consecutive ones agree.  The error estimate is the difference of the accepted pair.
+    initial values (D digits, :func:`stored_digits`; 160 for the built-in plugins): the
+    value is computed twice, at a working precision chosen from the path's singular points
+    and at 64 bits more with the initial vector perturbed by 10^(3 - D) (relative), and
+    accepted when the two agree to ``rtol / 100``.  Otherwise their difference measures how
+    much the path amplifies a relative error of the start vector; the initial values are
+    recomputed from one-dimensional moments (:func:`base_vector`) to the digits that
+    amplification needs, and the pair of computations (perturbation 10^(3 - digits))
+    is repeated, the digits doubling until the two agree.  The error estimate is the
+    difference of the accepted pair, which bounds the start vector's own error a thousand
+    times over.
     """
     old = flint.ctx.prec
     flint.ctx.prec = 2048  # values and differences are handled at full width
@@ -370,6 +386,17 @@ def continue_to(
         return _continue_to(activation, key, a, b, c, rtol, det)
     finally:
         flint.ctx.prec = old
+
+
+def _needed_digits(diff: flint.arb, value: flint.arb, probe_digits: int, rtol: float) -> int:
+    """Digits of the start vector for which a perturbation of 10^(3 - digits) moves the
+    value by less than ``rtol / 100`` of it, when one of 10^(-probe_digits) moved it by
+    ``diff`` (the amplification is linear); rounded up to a multiple of 32."""
+    d, v = float(diff.mid()), abs(float(value.mid()))
+    if not (d > 0 and v > 0 and math.isfinite(d) and math.isfinite(v)):
+        return 32 * math.ceil(2 * probe_digits / 32)
+    need = 3 + math.log10(d) + probe_digits - math.log10(v * rtol / 100) + 2
+    return 32 * math.ceil(max(need, probe_digits + 1) / 32)
 
 
 def _continue_to(activation, key, a, b, c, rtol, det):
@@ -381,30 +408,39 @@ def _continue_to(activation, key, a, b, c, rtol, det):
     conn = exact_connection(system)
     path = conn.along((a, b, c))
     prec = _start_precision(conn, path)
-    g_base = _normalised(conn.base_point, conn.initial)  # the stored 40 digits
+    stored = stored_digits(conn.initial)
+    g_base = _normalised(conn.base_point, conn.initial)
+    probe = stored - 3
     v1 = _continue(conn, path, g_base, prec)[0, 0]
-    v2 = _continue(conn, path, _perturbed(g_base, 1e-38), prec + 64)[0, 0]
+    v2 = _continue(conn, path, _perturbed(g_base, probe), prec + 64)[0, 0]
     diff = abs(v1 - v2)
     if diff <= abs(v2) * (rtol / 100):
         return v2, float(diff.mid())
-    first = max(prec + 64, 256)
-    prev = None
-    for prec in [first, first + 64, 2 * first + 64, 4 * first]:
-        old = flint.ctx.prec
-        flint.ctx.prec = prec
-        try:
-            g0 = base_vector(activation, key, int(prec * 0.302) + 5)
-        finally:
-            flint.ctx.prec = old
-        val = _continue(conn, path, g0, prec)[0, 0]
-        if prev is not None:
-            diff = abs(val - prev)
-            if diff <= abs(val) * (rtol / 100):
-                return val, float(diff.mid())
-        prev = val
+    # diff is the larger of the perturbation's effect and the rounding at prec bits, each
+    # amplified alike: the digits needed follow from whichever perturbation was larger
+    digits = _needed_digits(diff, v2, min(probe, int(prec * 0.301) - 3), rtol)
+    for _ in range(4):
+        # working precision: the start vector's digits, and the path's own needs
+        work = max(prec + 64, 64 * math.ceil((digits * 3.33 + 40) / 64))
+        if digits <= probe:
+            g0 = g_base
+        else:
+            old = flint.ctx.prec
+            flint.ctx.prec = work
+            try:
+                g0 = base_vector(activation, key, digits)
+            finally:
+                flint.ctx.prec = old
+        v1 = _continue(conn, path, g0, work)[0, 0]
+        v2 = _continue(conn, path, _perturbed(g0, digits - 3), work + 64)[0, 0]
+        diff = abs(v1 - v2)
+        if diff <= abs(v2) * (rtol / 100):
+            return v2, float(diff.mid())
+        digits = max(2 * digits, _needed_digits(diff, v2, min(digits, int(work * 0.301)) - 3,
+                                                 rtol))
     raise IntegrationError(
-        f"the precise continuation to (a, b, c) = ({a!r}, {b!r}, {c!r}) did not settle at "
-        f"{4 * first} bits"
+        f"the precise continuation to (a, b, c) = ({a!r}, {b!r}, {c!r}) did not settle with "
+        f"initial values to {digits // 2} digits"
     )
 
 

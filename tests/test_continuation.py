@@ -100,3 +100,36 @@ def test_precise_values_batch_and_dtype():
 def test_not_positive_definite_is_refused():
     with pytest.raises(IntegrationError, match="positive definite"):
         continue_to(get_activation("relu"), "ss", 1.0, 1.0, 1.0)
+
+
+def test_stored_digits_of_initial_values():
+    """Short decimals are exact; the shortest long one sets the stored accuracy."""
+    from hgmntk.continuation import stored_digits
+
+    assert stored_digits(["0", "2", "0.25"]) == 40
+    assert stored_digits(["0", "1." + "0" * 159]) == 160
+    assert stored_digits(["-0.025412962185935983151732740092665812262", "1." + "0" * 99]) == 38
+    assert stored_digits(["1.2345678901234567890123e-7"]) == 23
+
+
+def test_amplified_start_vector_is_recomputed_to_the_digits_needed(monkeypatch):
+    """rho -> -1 for u^3 Y(u) amplifies the start vector's rounding by ~1e17: with the
+    stored values cut to 24 digits the path recomputes them from moments, to the digits
+    that amplification needs (one recomputation, not a ladder), and still meets 1e-12."""
+    import dataclasses
+
+    import hgmntk.continuation as cont
+
+    act = get_activation("relu3")
+    a, b, c = 1.0, 2.0, -0.99999 * np.sqrt(2.0)
+    full, _ = continue_to(act, "ss", a, b, c)
+    system = act.duals["ss"]
+    short = tuple(mpmath.nstr(mpmath.mpf(v), 24, strip_zeros=False) for v in system.initial_values)
+    cut = dataclasses.replace(system, initial_values=short)
+    monkeypatch.setitem(act.duals, "ss", cut)
+    asked = []
+    real = cont.base_vector
+    monkeypatch.setattr(cont, "base_vector", lambda *a: asked.append(a[2]) or real(*a))
+    val, _ = continue_to(act, "ss", a, b, c)
+    assert abs(_mp(val) - _mp(full)) <= 1e-14 * abs(_mp(full))
+    assert len(asked) == 1 and 24 < asked[0] <= 96, asked
