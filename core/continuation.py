@@ -391,12 +391,12 @@ def continue_to(
 def _needed_digits(diff: flint.arb, value: flint.arb, probe_digits: int, rtol: float) -> int:
     """Digits of the start vector for which a perturbation of 10^(3 - digits) moves the
     value by less than ``rtol / 100`` of it, when one of 10^(-probe_digits) moved it by
-    ``diff`` (the amplification is linear); rounded up to a multiple of 32."""
+    ``diff`` (the amplification is linear); rounded up to a multiple of 16."""
     d, v = float(diff.mid()), abs(float(value.mid()))
     if not (d > 0 and v > 0 and math.isfinite(d) and math.isfinite(v)):
-        return 32 * math.ceil(2 * probe_digits / 32)
+        return 16 * math.ceil(2 * probe_digits / 16)
     need = 3 + math.log10(d) + probe_digits - math.log10(v * rtol / 100) + 2
-    return 32 * math.ceil(max(need, probe_digits + 1) / 32)
+    return 16 * math.ceil(max(need, probe_digits + 1) / 16)
 
 
 def _continue_to(activation, key, a, b, c, rtol, det):

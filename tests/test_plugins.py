@@ -144,3 +144,28 @@ def test_activation_contract(name):
         assert system.integrability_defect([-0.7, 0.2, -1.3]) < 1e-6, key
     v = hgmntk.dual(name, 1.0, 1.0, 0.2)
     assert np.isfinite(v)
+
+
+def test_builtin_initial_values_carry_160_digits():
+    """The shipped start vectors carry 160 digits (the precise path then rarely needs to
+    recompute moments); where a system also records exact initial values, the decimals
+    equal them to every digit."""
+    import json
+    from pathlib import Path
+
+    import mpmath
+    import sympy
+
+    import hgmntk.plugins
+    from hgmntk.continuation import stored_digits
+
+    files = sorted((Path(hgmntk.plugins.__file__).parent / "data").glob("*.json"))
+    assert len(files) >= 14
+    for path in files:
+        for key, system in json.loads(path.read_text())["duals"].items():
+            assert stored_digits(system["initial_values"]) >= 150, (path.name, key)
+            exact = system["metadata"].get("initial_values_exact") or []
+            for text, form in zip(system["initial_values"], exact, strict=False):
+                with mpmath.workdps(170):
+                    want = mpmath.mpf(str(sympy.N(sympy.sympify(form), 170)))
+                    assert abs(mpmath.mpf(text) - want) <= abs(want) * mpmath.mpf(10) ** -158
