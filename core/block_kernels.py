@@ -29,9 +29,12 @@ Marked entries are redone by the same recursion on flat arrays in extended preci
 (numpy longdouble, compensated dot products for Sigma_0), whose tests scale with its unit
 roundoff; what is still marked there (rho within ~1e-9 of +-1, exact zeros of a sum) is
 returned as index pairs for the careful path of :mod:`hgmntk.deep_kernels` (accurate
-determinants and Price distances).  The diagonal comes from the careful path too.  Row
-blocks run on a thread pool (numpy releases the GIL), so memory beyond the output is a
-few blocks.
+determinants and Price distances), after one more pass where the evaluator has a
+longdouble twin (``extended()``: Mehler's expansion computed in longdouble throughout, on
+a diagonal recomputed in longdouble; a cancellation between layers magnifies the float64
+coefficients' rounding, which the first extended pass keeps).  The
+diagonal comes from the careful path too.  Row blocks run on a thread pool (numpy releases
+the GIL), so memory beyond the output is a few blocks.
 """
 
 from __future__ import annotations
@@ -216,7 +219,57 @@ def block_layers(
             x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss_layers, dsds_layers, w_std, b_std,
             slot, nngp, ntk, symmetric, checked,
         )
+    twin = getattr(ss, "extended", lambda: None)() if ss is dsds else None
+    if fi.size and twin is not None:
+        fi, fj = _longdouble_pass(
+            twin, x1, x2, fi, fj, sigma_diag1, sigma_diag2, sq1, sq2, w_std, b_std, slot,
+            nngp, ntk, symmetric, checked,
+        )
     return BlockResult(nngp, ntk, fi, fj, extended)
+
+
+def refined_diagonal(twin, sigma: list[np.ndarray], points: np.ndarray, w_std, b_std):
+    """Sigma_h(x, x) for h = 0..len(sigma)-1 recomputed in longdouble at ``points`` by the
+    evaluator's longdouble twin (its ``second_moments``), Sigma_0 kept: (a copy of
+    ``sigma`` with those entries replaced, E[s^2] per layer at them, mask of the points
+    whose values the twin vouched for)."""
+    ld = np.longdouble
+    w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
+    new = [d.copy() for d in sigma]
+    moments = []
+    good = np.ones(points.size, dtype=bool)
+    current = sigma[0][points]
+    for h in range(1, len(sigma)):
+        e, ok = twin.second_moments(current)
+        good &= ok
+        moments.append(e)
+        current = w2 * e + b2
+        new[h][points] = current
+    mask = np.zeros(sigma[0].size, dtype=bool)
+    mask[points[good]] = True
+    return new, moments, mask
+
+
+def _longdouble_pass(twin, x1, x2, i, j, diag1, diag2, sq1, sq2, w_std, b_std, slot, nngp,
+                     ntk, symmetric, checked):
+    """Redo pairs (i, j) once more with an evaluator computing in longdouble throughout
+    (``twin``, e.g. :class:`hgmntk.mehler.LongDoubleMehler`), on a diagonal recomputed in
+    longdouble for their points (a float64 diagonal's rounding would pass into them);
+    returns the pairs still marked."""
+    if symmetric:  # one set of points on both sides
+        d1, _, ok1 = refined_diagonal(twin, diag1, np.unique(np.concatenate([i, j])), w_std,
+                                      b_std)
+        d2, ok2 = d1, ok1
+    else:
+        d1, _, ok1 = refined_diagonal(twin, diag1, np.unique(i), w_std, b_std)
+        d2, _, ok2 = refined_diagonal(twin, diag2, np.unique(j), w_std, b_std)
+    keep = ok1[i] & ok2[j]
+    if not np.any(keep):
+        return i, j
+    evaluators = layer_evaluators(twin, sq1, sq2)
+    ri, rj = _extended(x1, x2, i[keep], j[keep], d1, d2, evaluators, evaluators, w_std,
+                       b_std, slot, nngp, ntk, symmetric, checked)
+    return np.concatenate([i[~keep], ri]), np.concatenate([j[~keep], rj])
 
 
 def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric,

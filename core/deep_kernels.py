@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .activation import Activation
-from .block_kernels import block_layers
+from .block_kernels import block_layers, refined_diagonal
 from .collinear import collinear_values
 from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
 from .dual_activation import choose_integrator, evaluate_dual, get_activation
@@ -317,10 +317,40 @@ def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None) -> 
     return out
 
 
+def _refined(twin, diag: _Diagonal, points: np.ndarray, w_std, b_std) -> _Diagonal:
+    """``diag`` with Sigma_h and E[s^2] recomputed in longdouble at ``points`` (where the
+    longdouble twin of the fast evaluator vouches for them)."""
+    sigma, moments, mask = refined_diagonal(twin, diag.sigma, points, w_std, b_std)
+    good = points[mask[points]]
+    where = np.isin(points, good)
+    new_sigma = [s.copy() for s in diag.sigma]
+    e_ss = [e.copy() for e in diag.e_ss]
+    for h in range(len(diag.sigma)):
+        new_sigma[h][good] = sigma[h][good]
+    for h in range(len(moments)):
+        e_ss[h][good] = moments[h][where]
+    return _Diagonal(new_sigma, diag.ntk, e_ss, diag.e_dsds)
+
+
+def _tightened(act, key, cov, res, need, rtol, method, options):
+    """Re-evaluate the pairs whose value must be more accurate than ``rtol`` (``need``:
+    the relative accuracy each needs where the next layer's sum cancels)."""
+    with np.errstate(invalid="ignore"):
+        idx = np.flatnonzero(need < rtol / 2)
+    if idx.size:
+        sub = evaluate_dual(act, key, cov.take(idx), method=method,
+                            rtol=max(float(np.min(need[idx])), 1e-30), options=options)
+        res.values[idx] = sub.values
+        res.to_same[idx] = sub.to_same
+        res.to_opposite[idx] = sub.to_opposite
+    return res
+
+
 def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w_std, b_std,
                  method, rtol, options):
     """The careful recursion for the pairs (x1[i], x2[j]): per layer (Sigma_h, NTK_h) of the
-    pairs in longdouble, and the names of the methods used."""
+    pairs in longdouble, and the names of the methods used.  Where W^2 E + b^2 or the NTK's
+    sum cancels, the duals are evaluated again to the accuracy the cancellation needs."""
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     _, _, c, det = _input_geometry(x1, x2, i, j, float(w2), float(b2))
@@ -332,6 +362,12 @@ def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w
         cov = Covariances.from_arrays(a, b, c, det, check=False)
         ss = evaluate_dual(act, "ss", cov, method=method, rtol=rtol, options=options)
         ds = evaluate_dual(act, "dsds", cov, method=method, rtol=rtol, options=options)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            need = rtol * np.abs(w2 * ss.values + b2) / np.abs(w2 * ss.values)
+            ss = _tightened(act, "ss", cov, ss, need, rtol, method, options)
+            term = ntk_c * (w2 * ds.values)
+            need = rtol * np.abs(w2 * ss.values + b2 + term) / np.abs(term)
+            ds = _tightened(act, "dsds", cov, ds, need, rtol, method, options)
         used.update((ss.method, ds.method))
         det = _next_det(act, a, b, diag1.e_ss[h][i], diag2.e_ss[h][j], ss, w2, b2)
         c = w2 * ss.values + b2
@@ -378,8 +414,14 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
         matrices = [(np.empty((n1, n2)), np.empty((n1, n2))) for _ in kept]
         used = set()
     if i.size:
+        d1, d2 = diag1, diag2
+        twin = getattr(blocks[0], "extended", lambda: None)() if blocks is not None else None
+        if twin is not None:  # a longdouble diagonal where the evaluator offers one
+            d1 = _refined(twin, diag1, np.unique(np.concatenate([i, j]) if symmetric else i),
+                          w_std, b_std)
+            d2 = d1 if symmetric else _refined(twin, diag2, np.unique(j), w_std, b_std)
         pairs, pair_methods = _pair_layers(
-            act, x1, x2a, i, j, diag1, diag2, depth, w_std, b_std, method, rtol, options
+            act, x1, x2a, i, j, d1, d2, depth, w_std, b_std, method, rtol, options
         )
         used |= pair_methods
         for (nngp, ntk), h in zip(matrices, kept):

@@ -80,10 +80,11 @@ def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=8)
-def _hermite_functions(terms: int, nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hermite_functions(terms: int, nodes: int, dtype=float) -> tuple[np.ndarray, np.ndarray,
+                                                                      np.ndarray]:
     """Gauss-Hermite nodes x_k (weight N(0,1)), sqrt(w_k), and the matrix
     Phi[n, k] = sqrt(w_k) He_n(x_k)/sqrt(n!) for n < terms, by the stable recurrence of the
-    orthonormal Hermite functions in longdouble, rounded to float64 at the end."""
+    orthonormal Hermite functions in longdouble, rounded to ``dtype`` at the end."""
     ld = np.longdouble
     x, w = gauss_hermite_rule(nodes)
     sw = np.sqrt(w)
@@ -94,16 +95,25 @@ def _hermite_functions(terms: int, nodes: int) -> tuple[np.ndarray, np.ndarray, 
         phi[1] = x * sw
     for n in range(1, terms - 1):
         phi[n + 1] = (x * phi[n] - roots[n] * phi[n - 1]) / roots[n + 1]
-    return x.astype(float), sw.astype(float), phi.astype(float)
+    return x.astype(dtype), sw.astype(dtype), phi.astype(dtype)
+
+
+def _node_values(s, variances: np.ndarray, nodes: int, terms: int) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """(Phi, sqrt(w_k) s(sqrt(a) x_k)) in the float type of ``variances``."""
+    dtype = np.asarray(variances).dtype.type
+    x, sw, phi = _hermite_functions(terms, nodes, dtype)
+    with np.errstate(all="ignore"):
+        values = s(np.sqrt(variances)[None, :] * x[:, None]) * sw[:, None]
+    values[~np.isfinite(values)] = np.nan
+    return phi, values
 
 
 def hermite_coefficients(s, variances: np.ndarray, terms: int, nodes: int) -> np.ndarray:
     """h_n(a) = E[s(sqrt(a) X) He_n(X)]/sqrt(n!) for n < terms and every a (shape
-    (terms, len(variances))) by ``nodes``-point Gauss-Hermite quadrature."""
-    x, sw, phi = _hermite_functions(terms, nodes)
-    with np.errstate(all="ignore"):
-        values = s(np.sqrt(variances)[None, :] * x[:, None]) * sw[:, None]
-    values[~np.isfinite(values)] = np.nan
+    (terms, len(variances))) by ``nodes``-point Gauss-Hermite quadrature, in the float
+    type of ``variances`` (float64 or longdouble)."""
+    phi, values = _node_values(s, variances, nodes, terms)
     return phi @ values
 
 
@@ -135,9 +145,22 @@ class MehlerDual:
     evaluator ``f(block, rows, cols, key)`` (rows, cols: the block's slices).
     """
 
-    def __init__(self, s):
+    def __init__(self, s, s_ld=None):
         self.s = s
+        self.s_ld = s_ld
         self._cache: dict[bytes, _Layer] = {}
+        self._twin: LongDoubleMehler | None = None
+
+    def extended(self) -> LongDoubleMehler | None:
+        """The expansion in numpy longdouble (:class:`LongDoubleMehler`, from the
+        longdouble activation ``s_ld``), for the few pairs whose float64 bound is too weak
+        after a cancellation between layers; None without ``s_ld`` or where longdouble is
+        no wider than float64."""
+        if self.s_ld is None or np.finfo(np.longdouble).eps >= EPS:
+            return None
+        if self._twin is None:
+            self._twin = LongDoubleMehler(self.s_ld)
+        return self._twin
 
     def collinear(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(E[s(u)^2], E[s'(u)^2], ok) for u ~ N(0, a) at every variance a: sum_n h_n(a)^2
@@ -299,4 +322,137 @@ class MehlerDual:
         de /= sab
         err_d /= sab
         slope = np.abs(d2) / (sab * sab) + err_d / sab
+        return e, err_e, de, err_d, slope
+
+
+#: Largest Gauss-Hermite rule the longdouble expansion tries.
+MAX_NODES_LD = 4096
+
+
+class LongDoubleMehler:
+    """Mehler's expansion in numpy longdouble for a few pairs (flat blocks): the tier of
+    :mod:`hgmntk.block_kernels` between the float64 one and the careful path.
+
+    Per call, only the terms a block needs are formed: with r = max |rho| over the block,
+    T terms such that T r^(T-1) <= eps/8 and T >= 1/ln(1/r) (so that m r^(m-1) decreases
+    beyond T).  Each variance's coefficients h_n (n < T) and E_aa = E[s(u)^2] come from one
+    Gauss-Hermite rule, whose size doubles until two rules (M and 3M/2 nodes) agree to
+    8 eps sqrt(E_aa) on probe variances.  With t(a) = (E_aa - sum_{n<T} h_n^2 + 16 eps
+    E_aa)^(1/2) >= (sum_{n>=T} h_n^2)^(1/2), Cauchy-Schwarz bounds the tails of E and of
+    dE/drho by |rho|^T t(a) t(b) and T |rho|^(T-1) t(a) t(b); coefficient noise
+    (16 eps sqrt(E_aa) each) and Horner's rounding are weighted by |rho|^n per pair.
+    """
+
+    def __init__(self, s_ld):
+        self.s = s_ld
+        self.eps = float(np.finfo(np.longdouble).eps)
+        self._cache: dict[tuple[bytes, int], tuple] = {}
+
+    def _rule_size(self, variances: np.ndarray, terms: int) -> tuple[int, float]:
+        """Nodes for ``terms`` coefficients of the largest variances, and the largest
+        variance below which two rules agree (inf if all probes do)."""
+        probe = np.unique(np.quantile(variances, np.linspace(0, 1, 9), method="nearest"))
+        nodes = max(128, terms + 32)
+        while True:
+            coarse = self._moments(probe, terms, nodes)
+            fine = self._moments(probe, terms, nodes + nodes // 2)
+            norm = np.sqrt(fine[1])
+            with np.errstate(invalid="ignore"):
+                agree = (np.max(np.abs(fine[0] - coarse[0]), axis=0) <= 8 * self.eps * norm) & (
+                    np.abs(fine[1] - coarse[1]) <= 8 * self.eps * fine[1])
+            if np.all(agree) or nodes >= MAX_NODES_LD:
+                limit = np.inf if np.all(agree) else float(np.min(probe[~agree]))
+                return nodes + nodes // 2, limit
+            nodes *= 2
+
+    def _moments(self, variances: np.ndarray, terms: int, nodes: int):
+        """(h_n for n < terms, E_aa) by the ``nodes``-point rule."""
+        phi, values = _node_values(self.s, variances, nodes, terms)
+        return phi @ values, np.sum(values * values, axis=0)
+
+    def _layer(self, variances: np.ndarray, terms: int):
+        """(h, sqrt(E_aa), tail bound t, good) for unique longdouble variances."""
+        key = (variances.tobytes(), terms)
+        if key not in self._cache:
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            nodes, limit = self._rule_size(variances, terms)
+            h, e_aa = self._moments(variances, terms, nodes)
+            rest = np.maximum(e_aa - np.sum(h * h, axis=0), 0) + 16 * self.eps * e_aa
+            good = np.isfinite(e_aa) & (e_aa > 0) & np.all(np.isfinite(h), axis=0)
+            good &= variances < limit
+            self._cache[key] = (h, np.sqrt(e_aa), np.sqrt(rest), good)
+        return self._cache[key]
+
+    def second_moments(self, variances) -> tuple[np.ndarray, np.ndarray]:
+        """(E[s(u)^2] for u ~ N(0, a), ok) in longdouble: the diagonal of the pairs that
+        take this tier (a float64 diagonal would carry its rounding into them)."""
+        a = np.asarray(variances, dtype=np.longdouble)
+        unique, where = np.unique(a, return_inverse=True)
+        _, norm, _, good = self._layer(unique, 2)
+        return (norm * norm)[where], (good & (unique > 0))[where]
+
+    @staticmethod
+    def _terms(r: float, tol: float) -> int:
+        if r <= 0:
+            return 2
+        least = 1 / np.log(1 / r) if r < 1 else np.inf
+        for t in range(2, MAX_TERMS + 1):
+            if t >= least and t * r ** (t - 1) <= tol:
+                return t
+        return MAX_TERMS
+
+    def prepare(self, sa, sb):
+        """The evaluator of a layer; it takes each flat block's own (longdouble) variances,
+        so ``sa``, ``sb`` (float64) are not used."""
+        return lambda block, rows, cols, key: self._evaluate(block, key)
+
+    def _evaluate(self, block: PairBlock, key: str):
+        cached = block.cache.get("mehler-ld")
+        if cached is None:
+            cached = block.cache["mehler-ld"] = self._sums(block)
+        e, err_e, de, err_d, slope = cached
+        return (e, err_e, None) if key == "ss" else (de, err_d, slope)
+
+    def _sums(self, block: PairBlock):
+        ld = np.longdouble
+        eps = self.eps
+        rho = np.asarray(block.rho, dtype=ld)
+        sa, sb = np.asarray(block.sa, dtype=ld), np.asarray(block.sb, dtype=ld)
+        unique, where = np.unique(np.concatenate([sa * sa, sb * sb]), return_inverse=True)
+        ia, ib = where[: sa.size], where[sa.size:]
+        r = np.abs(rho)
+        terms = self._terms(float(np.max(r)) if r.size else 0.0, eps / 8)
+        h, norm, rest, good = self._layer(unique, terms)
+        ha, hb = h[:, ia], h[:, ib]
+        e, de, d2 = (np.zeros(rho.shape, ld) for _ in range(3))
+        mag, dmag, la, lb, dla, dlb = (np.zeros(rho.shape, ld) for _ in range(6))
+        for n in range(terms - 1, -1, -1):
+            d2 = d2 * rho + de
+            de = de * rho + e
+            e = e * rho + ha[n] * hb[n]
+            xa, xb = np.abs(ha[n]), np.abs(hb[n])
+            dmag = dmag * r + mag
+            dla = dla * r + la
+            dlb = dlb * r + lb
+            mag = mag * r + xa * xb
+            la = la * r + xa
+            lb = lb * r + xb
+        d2 *= 2
+        na, nb = norm[ia], norm[ib]
+        with np.errstate(under="ignore"):
+            tails = rest[ia] * rest[ib]
+            tail_e = r**terms * tails
+            tail_d = terms * r ** (terms - 1) * tails
+            tail_2 = terms * terms * r ** max(terms - 2, 0) * tails
+        noise = 16 * eps
+        err_e = noise * (na * lb + nb * la) + 4 * eps * mag + tail_e
+        err_d = noise * (na * dlb + nb * dla) + 4 * eps * dmag + tail_d
+        ok = good[ia] & good[ib]
+        err_e[~ok] = np.inf
+        err_d[~ok] = np.inf
+        sab = sa * sb
+        de /= sab
+        err_d /= sab
+        slope = (np.abs(d2) + tail_2) / (sab * sab) + err_d / sab
         return e, err_e, de, err_d, slope

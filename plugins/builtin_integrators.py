@@ -17,6 +17,7 @@ from hgmntk.errors import InvalidInputError
 from hgmntk.hgm import angle_sweep, solve_by_pairs
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
+from hgmntk.longdouble import lambdify_longdouble
 from hgmntk.mehler import MehlerDual, is_entire_expression
 
 _SIDE = {"ss": "s", "dsds": "ds"}
@@ -45,7 +46,7 @@ def mehler_evaluator(activation) -> MehlerDual | None:
         ok = activation.holonomic and s is not None and is_entire_expression(
             activation.expression
         ) and activation.pair_homogeneity("ss") is None
-        _MEHLER[key] = MehlerDual(s) if ok else None
+        _MEHLER[key] = MehlerDual(s, lambdify_longdouble(activation.expression)) if ok else None
     return _MEHLER[key]
 
 

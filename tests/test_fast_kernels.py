@@ -155,3 +155,45 @@ def test_angle_table_of_the_hgm_matches_the_closed_form(name):
         assert ok.mean() > 0.8
         bound = np.maximum(2 * err[ok], 1e-14 * np.abs(want[ok]))
         assert np.all(np.abs(got[ok] - want[ok]) <= bound), (key, ok.mean())
+
+
+def _erf_kernels(X, depth, w_std, b_std, dps=50):
+    """[(NNGP, NTK)] of erf networks by its closed forms in mpmath:
+    E = (2/pi) asin(2c / sqrt((1+2a)(1+2b))), E' = (4/pi) / sqrt((1+2a)(1+2b) - 4c^2)."""
+    with mpmath.workdps(dps):
+        rows = [[mpmath.mpf(float(v)) for v in row] for row in X]
+        m, d = len(rows), len(rows[0])
+        w2, b2 = mpmath.mpf(w_std) ** 2, mpmath.mpf(b_std) ** 2
+        sig = [[w2 * mpmath.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
+                for j in range(m)] for i in range(m)]
+        ntk = [r[:] for r in sig]
+        out = []
+        for _ in range(depth):
+            q = [1 + 2 * sig[i][i] for i in range(m)]
+            new = [[w2 * 2 / mpmath.pi * mpmath.asin(2 * sig[i][j] / mpmath.sqrt(q[i] * q[j]))
+                    + b2 for j in range(m)] for i in range(m)]
+            for i in range(m):
+                for j in range(m):
+                    f = 4 / mpmath.pi / mpmath.sqrt(q[i] * q[j] - 4 * sig[i][j] ** 2)
+                    ntk[i][j] = new[i][j] + ntk[i][j] * w2 * f
+            sig = new
+            out.append(tuple(np.array([[float(v) for v in r] for r in mat]) for mat in (sig, ntk)))
+        return out
+
+
+def test_erf_kernels_through_cancelling_layers():
+    """erf networks with a small bias: W^2 E + b^2 cancels for some pairs (E < 0), which
+    magnifies the float64 Hermite coefficients' rounding; the longdouble expansion keeps
+    every entry, the cancelling ones included, within 1e-12 of the closed-form recursion,
+    with few pairs left to the careful path."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 10))
+    layers = hgmntk.kernel_layers(X, activation="erf", depth=3, w_std=1.5, b_std=0.05)
+    ref = _erf_kernels(X, 3, 1.5, 0.05)
+    for k, (nngp, ntk) in zip(layers, ref):
+        for got, want in ((k.nngp, nngp), (k.ntk, ntk)):
+            assert np.max(np.abs(got - want) / np.abs(want)) <= TOL, k.depth
+    smallest = np.min(np.abs(ref[-1][0]) / np.max(np.abs(ref[-1][0])))
+    assert smallest < 1e-4  # the data do hold a cancelling pair
+    if np.finfo(np.longdouble).eps < np.finfo(float).eps:
+        assert layers[-1].careful_pairs <= 2
