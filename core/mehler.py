@@ -48,6 +48,8 @@ COEFF_TOL = 2e-16
 EPS = float(np.finfo(float).eps)
 #: Largest number of terms tried.
 MAX_TERMS = 2048
+#: Entries of a block with |rho| up to this get their own (shorter) cut.
+LOW_RHO = 0.8
 _NOT_ENTIRE = re.compile(r"Heaviside|Max|Min|Abs|sign|Piecewise|DiracDelta|floor|ceiling")
 
 
@@ -57,6 +59,7 @@ def is_entire_expression(expression: str | None) -> bool:
     return bool(expression) and _NOT_ENTIRE.search(expression) is None
 
 
+@lru_cache(maxsize=16)
 def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``nodes``-point Gauss rule of N(0, 1) in numpy longdouble:
     scipy's nodes refined by Newton's method on the orthonormal Hermite polynomial
@@ -79,7 +82,7 @@ def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return x, 1 / total
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _hermite_functions(terms: int, nodes: int, dtype=float) -> tuple[np.ndarray, np.ndarray,
                                                                       np.ndarray]:
     """Gauss-Hermite nodes x_k (weight N(0,1)), sqrt(w_k), and the matrix
@@ -135,6 +138,20 @@ def _tails(weighted: np.ndarray, norm: np.ndarray) -> np.ndarray:
     tail = np.sqrt(np.cumsum(weighted[::-1], axis=0)[::-1])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.vstack([tail, np.zeros((1, tail.shape[1]))]) / norm
+
+
+def _cut(layer: _Layer, ia: np.ndarray, ib: np.ndarray, r: float) -> int:
+    """The smallest n with r^(n-1) max t_n(a) max t_n(b) (and the same for the
+    derivative's tails) at most ``COEFF_TOL`` over the columns ia, ib."""
+    n_all = np.arange(layer.tail.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        rn = r ** np.maximum(n_all - 1, 0)
+        bound = np.maximum(
+            rn * np.max(layer.tail[:, ia], axis=1) * np.max(layer.tail[:, ib], axis=1),
+            rn * np.max(layer.dtail[:, ia], axis=1) * np.max(layer.dtail[:, ib], axis=1),
+        )
+    below = np.flatnonzero(bound <= COEFF_TOL)
+    return int(below[0]) if below.size else layer.h.shape[0]
 
 
 class MehlerDual:
@@ -241,24 +258,33 @@ class MehlerDual:
         def outer(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return x * y if flat else x[:, None] * y[None, :]
 
-        # cut: the smallest n with max |rho|^n t_n(a) t_n(b) (and the derivative's tail)
-        # below the tolerance over the block
-        r = float(np.max(np.abs(rho)))
-        n_all = np.arange(layer.tail.shape[0])
-        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-            rn = r ** np.maximum(n_all - 1, 0)
-            bound = np.maximum(
-                rn * np.max(layer.tail[:, ia], axis=1) * np.max(layer.tail[:, ib], axis=1),
-                rn * np.max(layer.dtail[:, ia], axis=1) * np.max(layer.dtail[:, ib], axis=1),
-            )
-        below = np.flatnonzero(bound <= COEFF_TOL)
-        n_cut = int(below[0]) if below.size else layer.h.shape[0]
+        # cuts: the smallest n with r^n t_n(a) t_n(b) (and the derivative's tail) below
+        # the tolerance over the block, for r = max |rho| (n_hi) and for the entries with
+        # |rho| <= LOW_RHO (n_lo): the bulk of a block needs far fewer terms than its
+        # diagonal and near-duplicates
+        absrho = np.abs(rho)
+        r_hi = float(np.max(absrho))
+        n_hi = _cut(layer, ia, ib, r_hi)
+        n_lo = _cut(layer, ia, ib, min(r_hi, LOW_RHO))
         h = layer.h
-        ha, hb = h[:n_cut, ia], h[:n_cut, ib]
+        ha, hb = h[:n_hi, ia], h[:n_hi, ib]
         e = np.zeros(rho.shape)
         de = np.zeros(rho.shape)
         d2 = np.zeros(rho.shape)
-        for n in range(n_cut - 1, -1, -1):
+        high = absrho > LOW_RHO
+        if n_hi > n_lo and np.any(high):
+            # the terms n_lo..n_hi-1 on the high entries only, then the Horner state
+            # (E, E', E'') they leave is where the whole block's pass starts
+            at = np.nonzero(high)
+            rh = rho[at]
+            eh, deh, d2h = (np.zeros(rh.shape) for _ in range(3))
+            hai, hbj = ha[:, at[0]], hb[:, at[-1]]  # flat blocks: at = (pairs,)
+            for n in range(n_hi - 1, n_lo - 1, -1):
+                d2h = d2h * rh + deh
+                deh = deh * rh + eh
+                eh = eh * rh + hai[n] * hbj[n]
+            e[at], de[at], d2[at] = eh, deh, d2h
+        for n in range(n_lo - 1, -1, -1):
             d2 *= rho
             d2 += de
             de *= rho
@@ -266,11 +292,16 @@ class MehlerDual:
             e *= rho
             e += outer(ha[n], hb[n])
         d2 *= 2
-        # each pair's own tail bound at the cut (the cut is shared by the block)
+        n_cut = n_hi
+        # each pair's own tail bound at its cut
         with np.errstate(under="ignore"):
-            rn = np.abs(rho) ** max(n_cut - 1, 0)
-        tail = rn * np.maximum(outer(layer.tail[n_cut, ia], layer.tail[n_cut, ib]),
-                               outer(layer.dtail[n_cut, ia], layer.dtail[n_cut, ib]))
+            rn = np.where(high, absrho ** max(n_hi - 1, 0), absrho ** max(n_lo - 1, 0))
+        pick = high if n_hi > n_lo else np.zeros(rho.shape, dtype=bool)
+        tail_e = rn * np.where(pick, outer(layer.tail[n_hi, ia], layer.tail[n_hi, ib]),
+                               outer(layer.tail[n_lo, ia], layer.tail[n_lo, ib]))
+        tail_d = rn * np.where(pick, outer(layer.dtail[n_hi, ia], layer.dtail[n_hi, ib]),
+                               outer(layer.dtail[n_lo, ia], layer.dtail[n_lo, ib]))
+        tail = np.maximum(tail_e, tail_d)
         ok = outer(layer.good[ia], layer.good[ib]) & (tail <= COEFF_TOL)
         na = layer.norm[ia] if flat else layer.norm[ia][:, None]
         nb = layer.norm[ib] if flat else layer.norm[ib][None, :]
@@ -312,10 +343,10 @@ class MehlerDual:
             dai, dbj = layer.dnorm[ia][ri], layer.dnorm[ib][rj]
             # the tail: each pair's own Cauchy-Schwarz bound at the cut (not the
             # tolerance), which vanishes with rho like the sum itself
-            tail_e = rn[at] * layer.tail[n_cut, ia][ri] * layer.tail[n_cut, ib][rj]
-            tail_d = rn[at] * layer.dtail[n_cut, ia][ri] * layer.dtail[n_cut, ib][rj]
-            err_e[at] = EPS * (nai * lb + nbj * la) + tail_e * nai * nbj + root * EPS * mag
-            err_d[at] = EPS * (nai * dlb + nbj * dla) + tail_d * dai * dbj + root * EPS * dmag
+            err_e[at] = (EPS * (nai * lb + nbj * la) + tail_e[at] * nai * nbj
+                         + root * EPS * mag)
+            err_d[at] = (EPS * (nai * dlb + nbj * dla) + tail_d[at] * dai * dbj
+                         + root * EPS * dmag)
         err_e[~ok] = np.inf
         err_d[~ok] = np.inf
         sab = np.asarray(block.sa * block.sb, dtype=float)
