@@ -41,5 +41,11 @@ python -m pip install -q --disable-pip-version-check -e ".[test]"
 python -m ruff check .
 # In CI a missing CAS (Risa/Asir included) is a failure, not a skip.
 if [ -n "${CI:-}" ]; then export HGMNTK_REQUIRE_CAS="${HGMNTK_REQUIRE_CAS:-1}"; fi
-# One pytest worker per core (pytest-xdist); HGMNTK_TEST_WORKERS=0 runs in one process.
-python -m pytest -p no:cacheprovider -n "${HGMNTK_TEST_WORKERS:-auto}" "$@"
+# One pytest worker per core (pytest-xdist; an idle worker steals queued tests, so the
+# long ones do not leave a core idle at the end); HGMNTK_TEST_WORKERS=0 runs in one process.
+workers="${HGMNTK_TEST_WORKERS:-auto}"
+if [ "$workers" = 0 ]; then
+  python -m pytest -p no:cacheprovider "$@"
+else
+  python -m pytest -p no:cacheprovider -n "$workers" --dist worksteal "$@"
+fi
