@@ -51,7 +51,8 @@ def _mp_function(expression: str):
 
 
 def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
-    """The same expectation by mpmath quadrature, at a precision covering the cancellation."""
+    """The same expectation by mpmath quadrature, at a precision covering the cancellation
+    (``magnitude``: E|s1 s2|, recomputed here where the float one overflowed)."""
     digits = 30
     value = None
     for _ in range(4):
@@ -64,7 +65,11 @@ def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
             value = mpmath.quad(integrand, [-mpmath.inf, 0, mpmath.inf]) / mpmath.sqrt(
                 2 * mpmath.pi
             )
-            lost = math.log10(magnitude / abs(value)) if value != 0 else digits
+            if not math.isfinite(magnitude):
+                magnitude = mpmath.quad(lambda z: abs(integrand(z)), [-mpmath.inf, 0,
+                                                                      mpmath.inf])
+                magnitude /= mpmath.sqrt(2 * mpmath.pi)
+            lost = float(mpmath.log10(magnitude / abs(value))) if value != 0 else digits
         if digits >= lost + 20:
             break
         digits = int(lost) + 25

@@ -31,7 +31,7 @@ from .block_kernels import block_layers, refined_diagonal
 from .collinear import collinear_values
 from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
 from .dual_activation import choose_integrator, evaluate_dual, get_activation
-from .errors import HgmntkError, InvalidInputError
+from .errors import HgmntkError, IntegrationError, InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -299,14 +299,32 @@ def _collinear_same(act: Activation, sigma: np.ndarray, fast) -> tuple[np.ndarra
     return e, f
 
 
+#: Variances beyond this make the next layer's duals overflow float64 for fast-growing s.
+_OVERFLOW = 1e150
+
+
 def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None) -> _Diagonal:
     """Sigma_h(x, x) and NTK_h(x, x) for every row of x (collinear values, rho = 1; from
     the fast evaluator ``fast`` of the ss dual where it offers them)."""
     hi, lo = dot2(x, x)
     sigma = affine_covariance(float(w2), float(b2), hi, lo, x.shape[1])
     out = _Diagonal([sigma], [sigma.copy()], [], [])
-    for _ in range(depth):
+    for h in range(depth):
+        big = float(np.max(sigma)) if sigma.size else 0.0
+        if not np.isfinite(big) or big > _OVERFLOW:
+            raise IntegrationError(
+                f"the kernel of {act.name!r} overflows float64 at layer {h}: Sigma_{h}(x, x) "
+                f"reaches {big:.3g} (E[s(u)^2] grows too fast with the variance); use a "
+                "smaller w_std, a smaller depth or inputs of smaller norm"
+            )
         e, f = _collinear_same(act, sigma, fast)
+        top = float(np.max(np.abs(e))) if e.size else 0.0
+        if not np.isfinite(top) or top > _OVERFLOW:
+            raise IntegrationError(
+                f"the kernel of {act.name!r} overflows float64 at layer {h + 1}: E[s(u)^2] "
+                f"reaches {top:.3g} at variance {big:.3g} (s grows too fast); use a smaller "
+                "w_std, a smaller depth or inputs of smaller norm"
+            )
         with np.errstate(invalid="ignore"):
             ntk = (w2 * e + b2) + out.ntk[-1] * (w2 * f)
         sigma = w2 * e + b2

@@ -103,3 +103,13 @@ def test_dual_at_zero_correlation_by_hgm():
     got = hgmntk.dual("gelu", a, b, np.zeros(2), method="hgm")
     want = a * b / (2 * np.pi * np.sqrt((1 + a) * (1 + b)))
     np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_overflowing_kernel_is_a_clear_error():
+    """exp's second layer at W_std 1.5: E[e^(2u)] = e^(2 Sigma_1) with Sigma_1 ~ 4e5 is
+    beyond float64 -- a clear error, not an OverflowError from deep inside."""
+    from hgmntk.errors import IntegrationError
+
+    X = np.random.default_rng(0).standard_normal((6, 10)) * 3
+    with pytest.raises(IntegrationError, match="overflows float64 at layer"):
+        hgmntk.kernels(X, activation="exp", depth=2, w_std=1.5, b_std=0.05)
