@@ -14,8 +14,8 @@ at angle-0 pairs (diagonal, duplicate, sometimes the collinear pair) at depth 1 
 Where stax overflows to inf (Exp), hgmntk must give inf too.  The homogeneous activations
 (closed form or HGM along the angle) run in the default suite; the others take a batched
 ODE solve per entry and are marked slow (times on a shared 2-core machine in the comments).
-exp currently fails in hgmntk on these inputs (the exception is named in its strict xfail
-mark).
+exp's kernel overflows float64 on these inputs: hgmntk raises a clear error there, stax
+returns inf entries (the exception is named in its strict xfail mark).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 import hgmntk
+from hgmntk.errors import IntegrationError
 from hgmntk.plugins.builtin_activations import builtin_activations
 
 DATA = Path(__file__).resolve().parent / "data" / "nt_reference.json"
@@ -64,12 +65,14 @@ CASES = [
     ),
     # Known hgmntk failures on these inputs (strict: a fix turns them into XPASS failures,
     # and any other exception or a mismatch still fails):
-    # exp fails after 6 s where the kernel overflows float64 (stax: inf);
+    # exp: where the kernel overflows float64, stax returns inf entry by entry, hgmntk
+    # raises a clear IntegrationError for the whole kernel (it no longer returns the
+    # finite entries either);
     pytest.param(
         "exp", "Exp", {"a": 1.0, "b": 1.0}, ("nngp", "ntk"),
         marks=[pytest.mark.slow, pytest.mark.xfail(
-            raises=OverflowError, strict=True,
-            reason="collinear._gauss_1d_mp: int(inf) where the exp kernel overflows",
+            raises=IntegrationError, strict=True,
+            reason="hgmntk raises 'overflows float64' where stax returns inf entries",
         )],
     ),
     # gauss and gelu: the bulk by Mehler's expansion (the duplicated input that broke the
