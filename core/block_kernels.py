@@ -219,7 +219,7 @@ def block_layers(
             x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss_layers, dsds_layers, w_std, b_std,
             slot, nngp, ntk, symmetric, checked,
         )
-    twin = getattr(ss, "extended", lambda: None)() if ss is dsds else None
+    twin = longdouble_twin(ss, dsds)
     if fi.size and twin is not None:
         fi, fj = _longdouble_pass(
             twin, x1, x2, fi, fj, sigma_diag1, sigma_diag2, sq1, sq2, w_std, b_std, slot,
@@ -228,26 +228,40 @@ def block_layers(
     return BlockResult(nngp, ntk, fi, fj, extended)
 
 
+def longdouble_twin(ss, dsds):
+    """The longdouble twin of a block evaluator serving both duals (``extended()``, e.g.
+    :class:`hgmntk.mehler.LongDoubleMehler`), or None."""
+    return getattr(ss, "extended", lambda: None)() if ss is dsds else None
+
+
 def refined_diagonal(twin, sigma: list[np.ndarray], points: np.ndarray, w_std, b_std):
     """Sigma_h(x, x) for h = 0..len(sigma)-1 recomputed in longdouble at ``points`` by the
-    evaluator's longdouble twin (its ``second_moments``), Sigma_0 kept: (a copy of
-    ``sigma`` with those entries replaced, E[s^2] per layer at them, mask of the points
-    whose values the twin vouched for)."""
+    evaluator's longdouble twin (its ``second_moments``), Sigma_0 kept.  Returns a copy of
+    ``sigma`` with the entries of the points the twin vouched for replaced, E[s^2] per
+    layer h = 0..len(sigma)-2 as full arrays (NaN elsewhere), and the mask of those
+    points."""
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
-    new = [d.copy() for d in sigma]
+    values = []
     moments = []
     good = np.ones(points.size, dtype=bool)
     current = sigma[0][points]
-    for h in range(1, len(sigma)):
+    for _ in range(1, len(sigma)):
         e, ok = twin.second_moments(current)
         good &= ok
         moments.append(e)
         current = w2 * e + b2
-        new[h][points] = current
+        values.append(current)
     mask = np.zeros(sigma[0].size, dtype=bool)
     mask[points[good]] = True
-    return new, moments, mask
+    new = [sigma[0].copy()]
+    full = []
+    for h, (v, e) in enumerate(zip(values, moments), start=1):
+        new.append(sigma[h].copy())
+        new[h][points[good]] = v[good]
+        full.append(np.full(sigma[0].size, np.nan, dtype=ld))
+        full[-1][points[good]] = e[good]
+    return new, full, mask
 
 
 def _longdouble_pass(twin, x1, x2, i, j, diag1, diag2, sq1, sq2, w_std, b_std, slot, nngp,

@@ -350,16 +350,17 @@ def consistent_c(a, b, c, det) -> Fraction:
     return value if c >= 0 else -value
 
 
+def significant_digits(text) -> int:
+    """Significant digits of a decimal string (0 for an exact "0")."""
+    mantissa = str(text).strip().lstrip("+-").lower().split("e")[0].replace(".", "")
+    return len(mantissa.lstrip("0"))
+
+
 def stored_digits(values) -> int:
     """The digits a system's stored initial values carry: the fewest significant digits
     among those written with at least 20 (shorter ones, "2" or "0.25", are exact); 40
     when every value is short."""
-    counts = []
-    for text in values:
-        mantissa = str(text).strip().lstrip("+-").lower().split("e")[0].replace(".", "")
-        digits = len(mantissa.lstrip("0"))
-        if digits >= 20:
-            counts.append(digits)
+    counts = [d for d in map(significant_digits, values) if d >= 20]
     return min(counts, default=40)
 
 

@@ -292,14 +292,12 @@ class MehlerDual:
             e *= rho
             e += outer(ha[n], hb[n])
         d2 *= 2
-        n_cut = n_hi
         # each pair's own tail bound at its cut
         with np.errstate(under="ignore"):
-            rn = np.where(high, absrho ** max(n_hi - 1, 0), absrho ** max(n_lo - 1, 0))
-        pick = high if n_hi > n_lo else np.zeros(rho.shape, dtype=bool)
-        tail_e = rn * np.where(pick, outer(layer.tail[n_hi, ia], layer.tail[n_hi, ib]),
+            rn = absrho ** np.where(high, max(n_hi - 1, 0), max(n_lo - 1, 0))
+        tail_e = rn * np.where(high, outer(layer.tail[n_hi, ia], layer.tail[n_hi, ib]),
                                outer(layer.tail[n_lo, ia], layer.tail[n_lo, ib]))
-        tail_d = rn * np.where(pick, outer(layer.dtail[n_hi, ia], layer.dtail[n_hi, ib]),
+        tail_d = rn * np.where(high, outer(layer.dtail[n_hi, ia], layer.dtail[n_hi, ib]),
                                outer(layer.dtail[n_lo, ia], layer.dtail[n_lo, ib]))
         tail = np.maximum(tail_e, tail_d)
         ok = outer(layer.good[ia], layer.good[ib]) & (tail <= COEFF_TOL)
@@ -331,7 +329,7 @@ class MehlerDual:
             r = np.abs(rho[at])
             mag, dmag = np.zeros(ri.size), np.zeros(ri.size)
             la, dla, lb, dlb = (np.zeros(ri.size) for _ in range(4))
-            for n in range(n_cut - 1, -1, -1):
+            for n in range(n_hi - 1, -1, -1):
                 dmag = dmag * r + mag
                 dla = dla * r + la
                 dlb = dlb * r + lb

@@ -25,15 +25,10 @@ import mpmath
 import sympy
 
 from hgmntk.cas_bridge.moments import initial_values
+from hgmntk.continuation import significant_digits
 from hgmntk.system import parse_number
 
 DATA = Path(__file__).resolve().parents[1] / "plugins" / "data"
-
-
-def significant_digits(text: str) -> int:
-    """Significant digits of a decimal string (0 for an exact "0")."""
-    mantissa = text.strip().lstrip("+-").split("e")[0].split("E")[0].replace(".", "")
-    return len(mantissa.lstrip("0"))
 
 
 def refine(path: Path, digits: int) -> list[str]:
