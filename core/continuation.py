@@ -279,7 +279,7 @@ def _taylor_step(g, nk, dk, tol, prec: int) -> flint.arb_mat:
         s = flint.arb_mat(r, 1)
         for j in range(min(k, d_num) + 1):
             s += nk[j] * coeffs[k - j]
-        for j in range(1, min(k + 1, d_den) + 1):
+        for j in range(1, min(k, d_den) + 1):  # (j = k + 1 has the factor 0)
             s -= coeffs[k + 1 - j] * (dk[j] * (k + 1 - j))
         nxt = (s * (inv_d0 / (k + 1))).mid()
         coeffs.append(nxt)
@@ -369,17 +369,22 @@ def continue_to(
 ) -> tuple[flint.arb, float]:
     """E = G[0] at (a, b, c) (det > 0) and an estimate of its absolute error.
 
-    First along the straight segment from the system's base point, starting from its stored
-    initial values (D digits, :func:`stored_digits`; 160 for the built-in plugins): the
-    value is computed twice, at a working precision chosen from the path's singular points
-    and at 64 bits more with the initial vector perturbed by 10^(3 - D) (relative), and
-    accepted when the two agree to ``rtol / 100``.  Otherwise their difference measures how
-    much the path amplifies a relative error of the start vector; the initial values are
-    recomputed from one-dimensional moments (:func:`base_vector`) to the digits that
-    amplification needs, and the pair of computations (perturbation 10^(3 - digits))
-    is repeated, the digits doubling until the two agree.  The error estimate is the
-    difference of the accepted pair, which bounds the start vector's own error a thousand
-    times over.
+    Along the straight segment from the system's base point, starting from its stored
+    initial values (D digits, :func:`stored_digits`; 160 for the built-in plugins), the
+    value is computed twice: at a working precision chosen from the path's singular points,
+    and at 64 bits more with the initial vector perturbed by 10^(3 - D) (relative).  It is
+    accepted when the two agree to ``rtol / 100``.  Otherwise a third computation (the
+    unperturbed start at the higher precision) tells the two causes apart:
+
+    * the working precision was too low (the first two differ, the last two agree): it is
+      raised by the bits the observed rounding error asks for (by half when that value
+      is no value at all: near det L = 0 a rounding error can grow without bound);
+    * the path amplifies the start vector's error beyond what its digits allow (the last
+      two differ): the initial values are recomputed from one-dimensional moments
+      (:func:`base_vector`) to the digits that amplification needs.
+
+    Then the pair is repeated.  The error estimate is the difference of the accepted pair,
+    which bounds the start vector's own error a thousand times over.
     """
     old = flint.ctx.prec
     flint.ctx.prec = 2048  # values and differences are handled at full width
@@ -400,6 +405,17 @@ def _needed_digits(diff: flint.arb, value: flint.arb, probe_digits: int, rtol: f
     return 16 * math.ceil(max(need, probe_digits + 1) / 16)
 
 
+def _needed_bits(diff: flint.arb, value: flint.arb, prec: int, rtol: float) -> int:
+    """A working precision at which the rounding error ``diff`` observed at ``prec`` bits
+    falls below ``rtol / 100`` of ``value`` (with 32 bits to spare), a multiple of 64; half
+    as much again when ``diff`` is as large as the value itself (no estimate then)."""
+    d, v = float(diff.mid()), abs(float(value.mid()))
+    if not (v > 0 and math.isfinite(d) and math.isfinite(v)) or d >= v:
+        return 64 * math.ceil(1.5 * prec / 64)
+    bits = prec + math.log2(max(d, 1e-300) / (v * rtol / 100)) + 32
+    return 64 * math.ceil(max(bits, prec + 64) / 64)
+
+
 def _continue_to(activation, key, a, b, c, rtol, det):
     a, b = exact_number(a), exact_number(b)
     c = exact_number(c) if det is None else consistent_c(a, b, c, det)
@@ -408,40 +424,32 @@ def _continue_to(activation, key, a, b, c, rtol, det):
     system = activation.duals[key]
     conn = exact_connection(system)
     path = conn.along((a, b, c))
-    prec = _start_precision(conn, path)
-    stored = stored_digits(conn.initial)
-    g_base = _normalised(conn.base_point, conn.initial)
-    probe = stored - 3
-    v1 = _continue(conn, path, g_base, prec)[0, 0]
-    v2 = _continue(conn, path, _perturbed(g_base, probe), prec + 64)[0, 0]
-    diff = abs(v1 - v2)
-    if diff <= abs(v2) * (rtol / 100):
-        return v2, float(diff.mid())
-    # diff is the larger of the perturbation's effect and the rounding at prec bits, each
-    # amplified alike: the digits needed follow from whichever perturbation was larger
-    digits = _needed_digits(diff, v2, min(probe, int(prec * 0.301) - 3), rtol)
-    for _ in range(4):
-        # working precision: the start vector's digits, and the path's own needs
-        work = max(prec + 64, 64 * math.ceil((digits * 3.33 + 40) / 64))
-        if digits <= probe:
-            g0 = g_base
-        else:
-            old = flint.ctx.prec
-            flint.ctx.prec = work
-            try:
-                g0 = base_vector(activation, key, digits)
-            finally:
-                flint.ctx.prec = old
+    work = _start_precision(conn, path)
+    digits = stored_digits(conn.initial)
+    g0 = _normalised(conn.base_point, conn.initial)
+    for _ in range(8):
         v1 = _continue(conn, path, g0, work)[0, 0]
         v2 = _continue(conn, path, _perturbed(g0, digits - 3), work + 64)[0, 0]
-        diff = abs(v1 - v2)
-        if diff <= abs(v2) * (rtol / 100):
-            return v2, float(diff.mid())
-        digits = max(2 * digits, _needed_digits(diff, v2, min(digits, int(work * 0.301)) - 3,
-                                                 rtol))
+        goal = abs(v2) * (rtol / 100)
+        if abs(v1 - v2) <= goal:
+            return v2, float(abs(v1 - v2).mid())
+        v3 = _continue(conn, path, g0, work + 64)[0, 0]
+        rounding, start = abs(v1 - v3), abs(v2 - v3)
+        if rounding > goal / 2:
+            work = _needed_bits(rounding, v3, work, rtol)
+            continue
+        # the start vector's digits are what limits: recompute it to the digits needed
+        digits = _needed_digits(start, v3, digits - 3, rtol)
+        work = max(work, 64 * math.ceil((digits * 3.33 + 40) / 64))
+        old = flint.ctx.prec
+        flint.ctx.prec = work
+        try:
+            g0 = base_vector(activation, key, digits)
+        finally:
+            flint.ctx.prec = old
     raise IntegrationError(
-        f"the precise continuation to (a, b, c) = ({a!r}, {b!r}, {c!r}) did not settle with "
-        f"initial values to {digits // 2} digits"
+        f"the precise continuation to (a, b, c) = ({a!r}, {b!r}, {c!r}) did not settle at "
+        f"{work} bits with initial values to {digits} digits"
     )
 
 
