@@ -107,6 +107,10 @@ class ExactConnection:
     b0: Fraction
     initial: tuple[str, ...]
     base_point: tuple[str, ...]
+    #: the denominator factors and Q_c's numerators over the common denominator, unshifted
+    #: (for paths along c at fixed variances, :meth:`along_c`)
+    factors: list
+    c_numerators: list
 
     @classmethod
     def from_system(cls, system: PfaffianSystem) -> ExactConnection:
@@ -128,39 +132,44 @@ class ExactConnection:
         weights = (ga - _fmpq(a0), gb - _fmpq(b0), gc)
         r = system.rank
         combined: list = [[_CTX.from_dict({}) for _ in range(r)] for _ in range(r)]
+        c_numerators: list = []
         for weight, m in zip(weights, matrices):
             own = dict(m.factor_powers)
             extra = _CTX.from_dict({(0, 0, 0): 1})
             for k, e in powers.items():
                 extra = extra * fl[k] ** (e - own.get(k, 0))
             scale = _fmpq(m.constant)
+            numerators = [[_CTX.from_dict({}) for _ in range(r)] for _ in range(r)]
             for i, row in enumerate(m.numerators):
                 for j, p in enumerate(row):
                     if not p.is_zero():
-                        combined[i][j] += weight * (_to_mpoly(p) * extra / scale)
+                        numerators[i][j] = _to_mpoly(p) * extra / scale
+                        combined[i][j] += weight * numerators[i][j]
+            c_numerators = numerators  # the last matrix is Q_c
         parts = [
             [None if p.is_zero() else _homogeneous_parts(p.compose(*shift)) for p in row]
             for row in combined
         ]
         return cls(
             r, [_homogeneous_parts(f.compose(*shift)) for f in fl], powers, parts,
-            a0, b0, tuple(system.initial_values), tuple(system.base_point),
+            a0, b0, tuple(system.initial_values), tuple(system.base_point), fl,
+            [[None if p.is_zero() else p for p in row] for row in c_numerators],
         )
 
     def along(self, end: tuple[float, float, float]):
-        """(N, D, roots): the connection on the segment from the base point diag(a0, b0)
+        """(N, D, factors): the connection on the segment from the base point diag(a0, b0)
         (where the parts are centred) to ``end``."""
         a, b, c = end
         d = (_fmpq(a) - _fmpq(self.a0), _fmpq(b) - _fmpq(self.b0), _fmpq(c))
         scale = math.lcm(*(int(v.q) for v in d))
         d = tuple(flint.fmpz(int(v * scale)) for v in d)
         den = flint.fmpq_poly([1])
-        roots: list[complex] = []
+        factors: list[flint.fmpq_poly] = []
         for k, e in self.powers.items():
             f = _along_line(self.factor_parts[k], d, scale)
             den = den * f**e
             if f.degree() > 0:
-                roots.extend(complex(z) for z, _ in f.complex_roots())
+                factors.append(f)
         num = [
             [
                 flint.fmpq_poly([])
@@ -170,7 +179,34 @@ class ExactConnection:
             ]
             for row in self.combined
         ]
-        return num, den, roots
+        return num, den, factors
+
+
+    def along_c(self, a: Fraction, b: Fraction, c_end: Fraction):
+        """(N, D, factors) on the segment L(t) = (a, b, t c_end), t in [0, 1], from diag(a, b):
+        dG/dt = c_end Q_c(a, b, t c_end) G, N / D = c_end Q_c along it."""
+        fixed = {"a": _fmpq(a), "b": _fmpq(b)}
+        scale = _fmpq(c_end)
+
+        def in_t(p: flint.fmpq_mpoly) -> flint.fmpq_poly:
+            terms = p.subs(fixed).to_dict()
+            coeffs = [flint.fmpq(0)] * (max((m[2] for m in terms), default=-1) + 1)
+            for mono, coef in terms.items():
+                coeffs[mono[2]] = coef * scale ** mono[2]
+            return flint.fmpq_poly(coeffs)
+
+        den = flint.fmpq_poly([1])
+        factors: list[flint.fmpq_poly] = []
+        for k, e in self.powers.items():
+            f = in_t(self.factors[k])
+            den = den * f**e
+            if f.degree() > 0:
+                factors.append(f)
+        num = [
+            [flint.fmpq_poly([]) if p is None else in_t(p) * scale for p in row]
+            for row in self.c_numerators
+        ]
+        return num, den, factors
 
 
 _CACHE: dict[int, tuple[PfaffianSystem, ExactConnection]] = {}
@@ -220,17 +256,36 @@ def base_vector(activation, key: str, digits: int) -> flint.arb_mat:
     return _normalised(system.base_point, _STARTS[cache_key])
 
 
+def _distance_to_roots(factors: list, t0: flint.fmpq) -> float:
+    """The distance from t0 to the nearest complex root of the polynomials ``factors``,
+    from the roots of f(t0 + s) (exact shift, certified roots): accurate even where the
+    roots themselves are 1 + 1e-17 (a target at det L / ab ~ 1e-17)."""
+    shift = flint.fmpq_poly([t0, 1])
+    return min(
+        (abs(complex(z)) for f in factors for z, _ in f(shift).complex_roots()),
+        default=math.inf,
+    )
+
+
 def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint.arb_mat:
     """G at the end of ``path`` (from :meth:`ExactConnection.along`), from G = g at its
     start, at ``prec`` bits."""
-    num, den, roots = path
+    return _march(conn, path, g, prec, [])[0]
+
+
+def _march(conn: ExactConnection, path, g: flint.arb_mat, prec: int, nodes: list):
+    """(G at the end of ``path``, [G[0] at each of ``nodes``]) from G = g at its start, at
+    ``prec`` bits; ``nodes`` are increasing path parameters in (0, 1] (fmpq), read off the
+    Taylor series of the step that covers them (|u| <= 1, inside its disc of convergence)."""
+    num, den, factors = path
     old = flint.ctx.prec
     flint.ctx.prec = prec
     try:
         r = conn.rank
         d_num = max(p.degree() for row in num for p in row)
         if d_num < 0:
-            return g
+            return g, [g[0, 0]] * len(nodes)
+        values: list = []
         tol = flint.arb(2) ** (20 - prec)
         # N and D in arb at the working precision: N(t0 + h u) and D(t0 + h u) are then
         # compositions with the linear polynomial t0 + h u (scaled coefficients included)
@@ -244,12 +299,11 @@ def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint
         t0 = flint.fmpq(0)
         for _ in range(_MAX_STEPS):
             if t0 >= 1:
-                return g
-            tf = float(t0)
-            radius = min((abs(z - tf) for z in roots), default=np.inf)
+                return g, values
+            radius = _distance_to_roots(factors, t0)
             if not radius > 1e-300:
                 raise IntegrationError("the continuation path runs into a singular point")
-            h = 1 - t0 if radius / 2 >= 1 - tf else _fmpq(radius / 2)
+            h = 1 - t0 if radius / 2 >= float(1 - t0) else _fmpq(radius / 2)
             hs = flint.arb(h)
             shift = flint.arb_poly([flint.arb(t0), hs])
             dk = [v.mid() for v in den_arb(shift).coeffs()]
@@ -257,18 +311,24 @@ def _continue(conn: ExactConnection, path, g: flint.arb_mat, prec: int) -> flint
             for i, j, p in entries:
                 for k, v in enumerate(p(shift).coeffs()):
                     nk[k][i, j] = (v * hs).mid()
-            g = _taylor_step(g, nk, dk, tol, prec)
+            inside = [t for t in nodes[len(values):] if t <= t0 + h]
+            g, partial = _taylor_step(g, nk, dk, tol, prec, [flint.arb((t - t0) / h)
+                                                             for t in inside])
+            values.extend(partial)
             t0 = t0 + h
         raise IntegrationError("the continuation needs too many steps")
     finally:
         flint.ctx.prec = old
 
 
-def _taylor_step(g, nk, dk, tol, prec: int) -> flint.arb_mat:
-    """sum_k g_k for D(u) G'(u) = N(u) G(u), G(0) = g, i.e. G(1) (see the module docstring)."""
+def _taylor_step(g, nk, dk, tol, prec: int, points=()) -> tuple[flint.arb_mat, list]:
+    """(G(1), [G[0](u) for u in ``points``]): sums of g_k and of g_k[0] u^k for
+    D(u) G'(u) = N(u) G(u), G(0) = g (see the module docstring), 0 < u <= 1."""
     r = g.nrows()
     coeffs = [g]
     total = g
+    powers = list(points)
+    partial = [g[0, 0] for _ in powers]
     scale = max(abs(g[i, 0]).mid() for i in range(r))
     d_num, d_den = len(nk) - 1, len(dk) - 1
     inv_d0 = 1 / dk[0]
@@ -284,16 +344,19 @@ def _taylor_step(g, nk, dk, tol, prec: int) -> flint.arb_mat:
         nxt = (s * (inv_d0 / (k + 1))).mid()
         coeffs.append(nxt)
         total += nxt
+        for i, u in enumerate(points):
+            partial[i] += nxt[0, 0] * powers[i]
+            powers[i] *= u
         size = max(abs(nxt[i, 0]).mid() for i in range(r))
         if size <= tol * scale:
             small += 1
             if small == 3:
-                return total.mid()
+                break
         else:
             small = 0
         if size > scale:
             scale = size
-    return total.mid()
+    return total.mid(), [v.mid() for v in partial]
 
 
 def _to_float(x: flint.arb, dtype) -> np.floating:
@@ -306,9 +369,9 @@ def _start_precision(conn: ExactConnection, path) -> int:
     """A working precision (bits) for a path: the entries of N / D reach D_0^-1 ~ dist^-p
     near the end, where dist is the distance of t = 1 to the nearest singular point and p
     the largest pole order, and the result is their cancellation; 30 digits on top."""
-    _, _, roots = path
+    _, _, factors = path
     p = max(conn.powers.values(), default=1)
-    dist = min((abs(z - 1) for z in roots), default=1.0)
+    dist = min(_distance_to_roots(factors, flint.fmpq(1)), 1.0)
     digits = 30 + p * max(0.0, -np.log10(max(dist, 1e-300)))
     return int(64 * np.ceil(digits * 3.33 / 64))
 
@@ -421,25 +484,37 @@ def _continue_to(activation, key, a, b, c, rtol, det):
     c = exact_number(c) if det is None else consistent_c(a, b, c, det)
     if not (a > 0 and b > 0 and a * b > c**2):
         raise IntegrationError("continue_to needs a positive definite covariance")
-    system = activation.duals[key]
-    conn = exact_connection(system)
+    conn = exact_connection(activation.duals[key])
     path = conn.along((a, b, c))
-    work = _start_precision(conn, path)
+    values, errors = _settle(
+        activation, key, conn, lambda g, bits: [_continue(conn, path, g, bits)[0, 0]],
+        _start_precision(conn, path), rtol, f"(a, b, c) = ({a!r}, {b!r}, {c!r})",
+    )
+    return values[0], errors[0]
+
+
+def _settle(activation, key, conn: ExactConnection, run, work: int, rtol: float, where: str):
+    """Values ``run(g0, bits)`` (a list of arb) settled as :func:`continue_to` describes,
+    for every value at once; returns (values, error estimates)."""
     digits = stored_digits(conn.initial)
     g0 = _normalised(conn.base_point, conn.initial)
     for _ in range(8):
-        v1 = _continue(conn, path, g0, work)[0, 0]
-        v2 = _continue(conn, path, _perturbed(g0, digits - 3), work + 64)[0, 0]
-        goal = abs(v2) * (rtol / 100)
-        if abs(v1 - v2) <= goal:
-            return v2, float(abs(v1 - v2).mid())
-        v3 = _continue(conn, path, g0, work + 64)[0, 0]
-        rounding, start = abs(v1 - v3), abs(v2 - v3)
-        if rounding > goal / 2:
-            work = _needed_bits(rounding, v3, work, rtol)
+        v1 = run(g0, work)
+        v2 = run(_perturbed(g0, digits - 3), work + 64)
+        goals = [abs(y) * (rtol / 100) for y in v2]
+        if all(abs(x - y) <= goal for x, y, goal in zip(v1, v2, goals)):
+            return v2, [float(abs(x - y).mid()) for x, y in zip(v1, v2)]
+        v3 = run(g0, work + 64)
+        rounding = [(abs(x - z), z) for x, z, goal in zip(v1, v3, goals) if abs(x - z) > goal / 2]
+        if rounding:
+            work = max(_needed_bits(diff, z, work, rtol) for diff, z in rounding)
             continue
         # the start vector's digits are what limits: recompute it to the digits needed
-        digits = _needed_digits(start, v3, digits - 3, rtol)
+        digits = max(
+            _needed_digits(abs(y - z), z, digits - 3, rtol)
+            for y, z, goal in zip(v2, v3, goals)
+            if abs(y - z) > goal / 2
+        )
         work = max(work, 64 * math.ceil((digits * 3.33 + 40) / 64))
         old = flint.ctx.prec
         flint.ctx.prec = work
@@ -448,22 +523,69 @@ def _continue_to(activation, key, a, b, c, rtol, det):
         finally:
             flint.ctx.prec = old
     raise IntegrationError(
-        f"the precise continuation to (a, b, c) = ({a!r}, {b!r}, {c!r}) did not settle at "
-        f"{work} bits with initial values to {digits} digits"
+        f"the precise continuation to {where} did not settle at {work} bits with initial "
+        f"values to {digits} digits"
     )
 
 
+def continue_along_c(activation, key: str, a, b, cs, *, rtol: float = 1e-14, dets=None):
+    """E at (a, b, c_i) for several c_i of one sign sharing the variances (a, b) (det > 0),
+    and error estimates: one continuation from the base point to diag(a, b), then one march
+    along c (L(t) = (a, b, t c_max)) that reads every target off the Taylor series of the
+    step covering it.  Price's nodes share (a, b), so one march serves all of a target's
+    nodes.  Settled like :func:`continue_to`."""
+    old = flint.ctx.prec
+    flint.ctx.prec = 2048
+    try:
+        a, b = exact_number(a), exact_number(b)
+        exact = [
+            exact_number(c) if dets is None else consistent_c(a, b, c, det)
+            for c, det in zip(cs, dets if dets is not None else [None] * len(cs))
+        ]
+        if not (a > 0 and b > 0 and all(a * b > c**2 for c in exact)):
+            raise IntegrationError("continue_along_c needs positive definite covariances")
+        end = max(exact, key=abs)
+        if end == 0 or any(c * end <= 0 for c in exact):
+            raise IntegrationError("continue_along_c needs nonzero c of one sign")
+        times = sorted({c / end for c in exact})
+        nodes = [_fmpq(t) for t in times]
+        conn = exact_connection(activation.duals[key])
+        first = conn.along((a, b, Fraction(0)))
+        second = conn.along_c(a, b, end)
+
+        def run(g, bits):
+            return _march(conn, second, _continue(conn, first, g, bits), bits, nodes)[1]
+
+        work = max(_start_precision(conn, first), _start_precision(conn, second))
+        values, errors = _settle(activation, key, conn, run, work, rtol,
+                                 f"(a, b) = ({a!r}, {b!r}) along c up to {end!r}")
+        at = {t: i for i, t in enumerate(times)}
+        return [values[at[c / end]] for c in exact], [errors[at[c / end]] for c in exact]
+    finally:
+        flint.ctx.prec = old
+
+
 def precise_values(activation, key: str, cov, *, rtol: float, dtype=float):
-    """:func:`continue_to` over a batch of :class:`~hgmntk.covariance.Covariances` (their
-    accurate determinants define the targets); returns (values, error estimates)."""
+    """The precise path over a batch of :class:`~hgmntk.covariance.Covariances` (their
+    accurate determinants define the targets): targets sharing (a, b) and the sign of c
+    on one march along c (:func:`continue_along_c`), the others by :func:`continue_to`;
+    returns (values, error estimates)."""
     dtype = np.dtype(dtype)
     n = len(cov)
     values = np.empty(n, dtype=dtype)
     errors = np.empty(n)
+    groups: dict[tuple, list[int]] = {}
     for i in range(n):
-        val, err = continue_to(
-            activation, key, cov.a[i], cov.b[i], cov.c[i], rtol=rtol, det=cov.det[i]
-        )
-        values[i] = _to_float(val, dtype)
-        errors[i] = err
+        groups.setdefault((cov.a[i], cov.b[i], np.sign(cov.c[i])), []).append(i)
+    for (a, b, sign), idx in groups.items():
+        if len(idx) > 1 and sign != 0:
+            vals, errs = continue_along_c(activation, key, a, b, [cov.c[i] for i in idx],
+                                          rtol=rtol, dets=[cov.det[i] for i in idx])
+        else:
+            pairs = [continue_to(activation, key, a, b, cov.c[i], rtol=rtol, det=cov.det[i])
+                     for i in idx]
+            vals, errs = [p[0] for p in pairs], [p[1] for p in pairs]
+        for i, val, err in zip(idx, vals, errs):
+            values[i] = _to_float(val, dtype)
+            errors[i] = err
     return values, errors
