@@ -30,7 +30,7 @@ and the stiffness near det L = 0, where float64 step sizes collapse.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import flint
@@ -111,6 +111,8 @@ class ExactConnection:
     #: (for paths along c at fixed variances, :meth:`along_c`)
     factors: list
     c_numerators: list
+    #: bits that settled paths needed beyond their own estimates (see :func:`_settle`)
+    shortfall: list = field(default_factory=list)
 
     @classmethod
     def from_system(cls, system: PfaffianSystem) -> ExactConnection:
@@ -495,16 +497,30 @@ def _continue_to(activation, key, a, b, c, rtol, det):
 
 def _settle(activation, key, conn: ExactConnection, run, work: int, rtol: float, where: str):
     """Values ``run(g0, bits)`` (a list of arb) settled as :func:`continue_to` describes,
-    for every value at once; returns (values, error estimates)."""
+    for every value at once; returns (values, error estimates).
+
+    ``work`` is the path's own estimate of the working precision; the bits that earlier
+    paths of the same system needed beyond their estimates (the median) are added to it,
+    so that a run of similar targets does not fail its first round every time."""
     digits = stored_digits(conn.initial)
     g0 = _normalised(conn.base_point, conn.initial)
+    start = work
+    work += _median(conn.shortfall)
+    plain: dict[int, list] = {}  # unperturbed runs of the current start vector, by bits
+
+    def unperturbed(bits: int) -> list:
+        if bits not in plain:
+            plain[bits] = run(g0, bits)
+        return plain[bits]
+
     for _ in range(8):
-        v1 = run(g0, work)
+        v1 = unperturbed(work)
         v2 = run(_perturbed(g0, digits - 3), work + 64)
         goals = [abs(y) * (rtol / 100) for y in v2]
         if all(abs(x - y) <= goal for x, y, goal in zip(v1, v2, goals)):
+            conn.shortfall.append(work - start)
             return v2, [float(abs(x - y).mid()) for x, y in zip(v1, v2)]
-        v3 = run(g0, work + 64)
+        v3 = unperturbed(work + 64)
         rounding = [(abs(x - z), z) for x, z, goal in zip(v1, v3, goals) if abs(x - z) > goal / 2]
         if rounding:
             work = max(_needed_bits(diff, z, work, rtol) for diff, z in rounding)
@@ -522,10 +538,17 @@ def _settle(activation, key, conn: ExactConnection, run, work: int, rtol: float,
             g0 = base_vector(activation, key, digits)
         finally:
             flint.ctx.prec = old
+        plain.clear()
     raise IntegrationError(
         f"the precise continuation to {where} did not settle at {work} bits with initial "
         f"values to {digits} digits"
     )
+
+
+def _median(values: list[int]) -> int:
+    """The median of the last 32 ``values`` rounded to a multiple of 64 (0 for none)."""
+    recent = sorted(values[-32:])
+    return 64 * round(recent[len(recent) // 2] / 64) if recent else 0
 
 
 def continue_along_c(activation, key: str, a, b, cs, *, rtol: float = 1e-14, dets=None):
