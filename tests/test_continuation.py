@@ -133,3 +133,42 @@ def test_amplified_start_vector_is_recomputed_to_the_digits_needed(monkeypatch):
     val, _ = continue_to(act, "ss", a, b, c)
     assert abs(_mp(val) - _mp(full)) <= 1e-14 * abs(_mp(full))
     assert len(asked) == 1 and 24 < asked[0] <= 96, asked
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_march_along_c_reads_every_target(sign):
+    """One march along c at fixed (a, b) (Price's nodes: targets given by their accurate
+    determinants, c = consistent_c) against the closed forms of relu and step, down to
+    det / ab ~ 1e-18, where the step radii need the exactly shifted roots."""
+    from hgmntk.continuation import continue_along_c
+
+    a, b = 0.7, 1.3
+    angles = [1e-9, 1e-5, 0.01, 0.5, 1.2, 0.01]  # a repeated target too
+    cs = [sign * np.sqrt(a * b) * np.cos(t) for t in angles]
+    dets = [a * b * np.sin(t) ** 2 for t in angles]
+    with mpmath.workdps(60):
+        sab = mpmath.sqrt(mpmath.mpf(a) * mpmath.mpf(b))  # the exact product
+        for name in ("relu", "step"):
+            vals, errs = continue_along_c(get_activation(name), "ss", a, b, cs, dets=dets)
+            for c, det, val, err in zip(cs, dets, vals, errs, strict=True):
+                exact = consistent_c(a, b, c, det)
+                t = mpmath.acos(mpmath.mpf(exact.numerator) / exact.denominator / sab)
+                ref = (
+                    sab * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (2 * mpmath.pi)
+                    if name == "relu" else (mpmath.pi - t) / (2 * mpmath.pi)
+                )
+                assert abs(_mp(val) - ref) <= 1e-25 * abs(ref), (name, det)
+                assert err <= 1e-20 * abs(float(ref))
+
+
+def test_precise_values_group_targets_sharing_variances():
+    """precise_values sends targets sharing (a, b) and the sign of c to one march, the
+    others to their own path; every value meets the closed form."""
+    a = np.array([1.0, 1.0, 1.0, 2.0, 1.0])
+    b = np.array([3.0, 3.0, 3.0, 0.5, 3.0])
+    c = np.array([1.7, 1.2, -1.5, 0.9, 0.0])
+    cov = Covariances(a, b, c, a * b - c * c)
+    vals, errs = precise_values(get_activation("relu"), "ss", cov, rtol=1e-14)
+    for i in range(5):
+        ref = _relu_exact(a[i], b[i], c[i])
+        assert abs(vals[i] - float(ref)) <= 2e-16 * abs(float(ref)), i
