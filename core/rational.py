@@ -176,14 +176,20 @@ def reduce_entry(
     return _from_flint(num, numerator.nvars), tuple(out)
 
 
+#: Batches smaller than this divide all entries at once (fewer, larger array operations).
+_GATHER_BELOW = 64
+
+
 class CompiledRationalMatrices:
     """Fast batched evaluation of several RationalMatrix objects sharing a factor list.
 
     Each entry is first brought to lowest terms (:func:`reduce_entry`).  All monomials of all
     numerators and denominator factors are evaluated once per batch from cached powers; the
     numerators and the factors are then matrix products ``coefficients @ monomials``.  The
-    entries' denominators prod_k f_k^e_k take few distinct exponent patterns; each pattern is
-    formed once per batch and divides all its entries at once.
+    entries' denominators prod_k f_k^e_k take few distinct exponent vectors: each is formed
+    once per batch from a table of the powers f_k^e, and every entry divided by its own in
+    one operation (a few array operations per factor, whatever the number of distinct
+    denominators: small batches are all overhead).
     """
 
     def __init__(
@@ -209,22 +215,32 @@ class CompiledRationalMatrices:
         r2 = self.rank * self.rank
         self.coefficients = []
         self.coefficients_ld = []
-        #: per matrix: (pattern of (factor, power) pairs, entry indices) for non-trivial ones
-        self.patterns: list[list[tuple[tuple[tuple[int, int], ...], np.ndarray]]] = []
+        #: per matrix: the distinct exponent vectors (e_k) of the entries' denominators
+        #: prod_k f_k^e_k (row 0: none), the entries with a denominator and their rows, and
+        #: the entries of each row
+        self.denominators: list[tuple] = []
         for m, entries in zip(matrices, reduced, strict=False):
             coef = np.zeros((r2, width))
             coef_ld = np.zeros((r2, width), dtype=np.longdouble)
-            groups: dict[tuple[tuple[int, int], ...], list[int]] = {}
+            rows: dict[tuple[int, ...], int] = {(0,) * len(self.factors): 0}
+            entry_row = np.zeros(r2, dtype=np.intp)
             for idx, (num, powers) in enumerate(entries):
                 for mono, c in num.terms.items():
                     c = c / m.constant
                     coef[idx, monos[mono]] = float(c)
                     coef_ld[idx, monos[mono]] = _longdouble(c)
-                if powers and not num.is_zero():
-                    groups.setdefault(tuple(sorted(powers)), []).append(idx)
+                if not num.is_zero():
+                    exps = [0] * len(self.factors)
+                    for k, e in powers:
+                        exps[k] += e
+                    entry_row[idx] = rows.setdefault(tuple(exps), len(rows))
             self.coefficients.append(coef)
             self.coefficients_ld.append(coef_ld)
-            self.patterns.append([(p, np.array(ix, dtype=np.intp)) for p, ix in groups.items()])
+            divided = np.flatnonzero(entry_row)
+            self.denominators.append(
+                (np.array(list(rows), dtype=np.intp), divided, entry_row[divided],
+                 [np.flatnonzero(entry_row == i) for i in range(1, len(rows))])
+            )
         self.factor_coefficients = np.zeros((len(self.factors), width))
         self.factor_coefficients_ld = np.zeros((len(self.factors), width), dtype=np.longdouble)
         for k, f in enumerate(self.factors):
@@ -269,13 +285,29 @@ class CompiledRationalMatrices:
         out = []
         r = self.rank
         chosen = range(len(self.coefficients)) if which is None else which
+        tables: dict[int, np.ndarray] = {}  # f_k^e for e = 0..largest, by factor
         for m in chosen:
             coef = (self.coefficients_ld if long else self.coefficients)[m]
             num = coef @ mono_vals
-            for powers, idx in self.patterns[m]:
-                den = fvals[powers[0][0]] ** powers[0][1]
-                for k, e in powers[1:]:
-                    den = den * fvals[k] ** e
-                num[idx] /= den
+            exps, divided, entry_row, by_row = self.denominators[m]
+            if exps.shape[0] > 1:
+                dens = None  # one row per distinct denominator
+                for k in range(exps.shape[1]):
+                    top = int(exps[:, k].max())
+                    if top == 0:
+                        continue
+                    if k not in tables or tables[k].shape[0] <= top:
+                        table = np.empty((top + 1, n), dtype=dtype)
+                        table[0] = 1
+                        for e in range(1, top + 1):
+                            table[e] = table[e - 1] * fvals[k]
+                        tables[k] = table
+                    picked = tables[k][exps[:, k]]
+                    dens = picked if dens is None else dens * picked
+                if n <= _GATHER_BELOW:
+                    num[divided] /= dens[entry_row]
+                else:  # large batches: no (entries x n) copy of the denominators
+                    for row, idx in enumerate(by_row, start=1):
+                        num[idx] /= dens[row]
             out.append(num.T.reshape(n, r, r))
         return out
