@@ -39,6 +39,7 @@ from .errors import (
     UnknownActivationError,
     UnknownIntegratorError,
 )
+from .hgm import remembered_diagonals
 from .integrator import Integrator
 
 PRICE_ANGLE = 0.5
@@ -210,8 +211,12 @@ def evaluate_dual(
     then the plain differences): near rho = +-1 a direct value that meets ``rtol`` is kept
     without computing Price's integral.
     """
+    with remembered_diagonals():
+        return _evaluate_dual(activation, key, cov, method, rtol, options or {}, distances)
+
+
+def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> DualResult:
     integrator = choose_integrator(activation, key, method)
-    options = options or {}
     if not integrator.exact:
         cov = cov.astype(float)
     n = len(cov)
@@ -264,7 +269,8 @@ def evaluate_dual(
         # where Price's value cancels (E << E(rho = +-1)) the direct value competes: first
         # the cheap float one (where the integrator offers it), then the full evaluation
         _compete(integrator, activation, key, cov, idx, values, error, rtol, options,
-                 ("try_evaluate", "evaluate") if distances else ("evaluate",))
+                 ("try_evaluate", "evaluate") if distances else ("evaluate",),
+                 float_tried=not distances and not options)
         if distances:
             # the Price integral is the accurate distance to the nearer collinear value: the
             # deep-kernel determinant needs it even where the direct value is the better one
@@ -297,16 +303,23 @@ def _price_integral(node_eval, activation, sub: Covariances, near0, rtol, option
     return integral, err
 
 
-def _compete(integrator, activation, key, cov, idx, values, error, rtol, options, attempts):
+def _compete(integrator, activation, key, cov, idx, values, error, rtol, options, attempts,
+             float_tried: bool = False):
     """Replace values[idx] by the integrator's direct values where their error estimate is
     smaller, trying ``attempts`` (method names) in turn on the targets still missing
-    ``rtol``; returns the indices still missing it."""
+    ``rtol``; returns the indices still missing it.  Once its cheap float values
+    (``try_evaluate``) have been tried on these targets (here, or before: ``float_tried``),
+    "evaluate" runs the integrator's ``evaluate_precise`` where it has one: the float path
+    would only fail again."""
     weak = idx[~(error[idx] <= rtol * np.abs(values[idx]))]
     for attempt in attempts:
         run = getattr(integrator, attempt, None)
         if run is None or weak.size == 0 or (attempt == "try_evaluate" and options):
             continue
+        if attempt == "evaluate" and float_tried:
+            run = getattr(integrator, "evaluate_precise", run)
         res = run(activation, key, cov.take(weak), rtol=rtol, **options)
+        float_tried |= attempt == "try_evaluate"
         ok = np.isfinite(res.error) & (res.error < error[weak])
         values[weak[ok]] = res.values[ok]
         error[weak[ok]] = res.error[ok]

@@ -25,6 +25,8 @@ x11 x22 - x12^2 = 1/(4 det L) of the denominators is passed to the evaluator exa
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import mpmath
@@ -55,12 +57,60 @@ def base_covariance(system: PfaffianSystem) -> tuple[float, float, np.ndarray]:
     return -0.5 / x11, -0.5 / x22, g0
 
 
+#: Solved diagonal paths while :func:`remembered_diagonals` is active, by system:
+#: {(rtol, probe, a, b): (G, error)}.
+_DIAGONALS: ContextVar[dict | None] = ContextVar("hgmntk_diagonals", default=None)
+_DIAGONALS_MAX = 1 << 16
+
+
+@contextmanager
+def remembered_diagonals():
+    """Within this context :func:`diagonal_path` keeps what it solved: one evaluation's
+    direct values, Price's nodes and competing attempts ask for the same diagonals again.
+    (Outside it nothing is kept, so a value never depends on earlier calls.)"""
+    if _DIAGONALS.get() is not None:
+        yield
+        return
+    token = _DIAGONALS.set({})
+    try:
+        yield
+    finally:
+        _DIAGONALS.reset(token)
+
+
 def diagonal_path(
     system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """G at diag(a, b) for a batch, from the base point; returns (G, error estimate).
 
-    ``probe`` perturbs the initial vector (relative, see :func:`perturbed`)."""
+    ``probe`` perturbs the initial vector (relative, see :func:`perturbed`); see
+    :func:`remembered_diagonals`."""
+    memory = _DIAGONALS.get()
+    if memory is None:
+        return _solve_diagonal(system, a, b, rtol=rtol, probe=probe)
+    entry = memory.get(id(system))
+    if entry is None or entry[0] is not system:
+        entry = (system, {})
+        memory[id(system)] = entry
+    known = entry[1]
+    keys = [(rtol, probe, x, y) for x, y in zip(a.tolist(), b.tolist())]
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if missing:
+        if len(known) + len(missing) > _DIAGONALS_MAX:
+            known.clear()
+        g, err = _solve_diagonal(system, a[missing], b[missing], rtol=rtol, probe=probe)
+        for i, gi, ei in zip(missing, g, err):
+            known[keys[i]] = (gi, ei)
+    out = np.empty((len(keys), system.rank))
+    err = np.empty(len(keys))
+    for i, k in enumerate(keys):
+        out[i], err[i] = known[k]
+    return out, err
+
+
+def _solve_diagonal(
+    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float
+) -> tuple[np.ndarray, np.ndarray]:
     a0, b0, g0 = base_covariance(system)
     if probe:
         g0 = perturbed(g0, probe)
