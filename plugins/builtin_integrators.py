@@ -127,6 +127,12 @@ class HolonomicGradient(Integrator):
             error[idx] = errs
         return IntegratorResult(values, error)
 
+    def evaluate_precise(self, activation, key, cov, *, rtol, chunk=4096):
+        """The precise path alone (for targets the float paths have already failed)."""
+        values = np.full(len(cov), np.nan, dtype=cov.a.dtype)
+        result = IntegratorResult(values, np.full(len(cov), np.inf))
+        return self._make_precise(activation, key, cov, result, rtol)
+
     def try_evaluate(self, activation, key, cov, *, rtol):
         """Like :meth:`evaluate`, but NaN with an infinite error estimate where the float
         paths cannot reach a target or miss the tolerance (near rho = +-1); never slow."""
