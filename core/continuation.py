@@ -181,7 +181,7 @@ class ExactConnection:
             ]
             for row in self.combined
         ]
-        return num, den, factors
+        return _lowest_terms(num, den, factors)
 
 
     def along_c(self, a: Fraction, b: Fraction, c_end: Fraction):
@@ -208,7 +208,23 @@ class ExactConnection:
             [flint.fmpq_poly([]) if p is None else in_t(p) * scale for p in row]
             for row in self.c_numerators
         ]
+        return _lowest_terms(num, den, factors)
+
+
+def _lowest_terms(num: list, den: flint.fmpq_poly, factors: list):
+    """(N, D, factors) with the common factor of D and every entry of N divided out (on a
+    line the common denominator often shares a factor with all numerators: elu's E[s s]
+    loses degree 5 of 18), and only the factors that still divide D."""
+    common = den
+    for row in num:
+        for p in row:
+            if p.degree() >= 0:
+                common = common.gcd(p)
+    if common.degree() <= 0:
         return num, den, factors
+    den = den // common
+    num = [[p // common for p in row] for row in num]
+    return num, den, [f for f in factors if f.gcd(den).degree() > 0]
 
 
 _CACHE: dict[int, tuple[PfaffianSystem, ExactConnection]] = {}
