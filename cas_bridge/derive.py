@@ -220,6 +220,9 @@ def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
     return None
 
 
+_ENGINE_NAMES = ("auto", "sympy", "python")
+
+
 def _choose_system(candidates, backend, progress, timeout):
     """Derive each candidate ideal in turn; keep the admissible one of least rank.
 
@@ -228,17 +231,31 @@ def _choose_system(candidates, backend, progress, timeout):
     wins (the full one, with a note, when none is admissible).  A CAS's own Pfaffian
     system (:func:`cas_checked`) is computed for the winner only: the rejected systems
     tend to have the largest denominators (GeLU: minutes in Asir's yang).
+
+    With a CAS forced, the other candidates are first derived by the pure-Python engine,
+    whose systems equal every CAS's (tests/test_cas_backend_duals.py), and the CAS then
+    derives the winner alone (resin's E[s' s'] in Macaulay2: one restriction of 10 s
+    instead of three, 84 s); a candidate the engine cannot derive goes to the CAS.
     """
     results = []
     notes = []
     for k, ops in enumerate(candidates):
-        try:
-            system, engine = derive_system(ops, ops, backend=backend, progress=progress,
-                                           timeout=timeout, cas_pfaffian=False)
-        except DerivationError as exc:
+        # the full ideal with the chosen backend; the alternatives by the engine first
+        scouts = [backend] if k == 0 or backend in _ENGINE_NAMES else ["sympy", backend]
+        failure = None
+        for scout in scouts:
+            try:
+                system, engine = derive_system(ops, ops, backend=scout, progress=progress,
+                                               timeout=timeout, cas_pfaffian=False)
+            except DerivationError as exc:
+                failure = exc
+                continue
+            failure = None
+            break
+        if failure is not None:
             if k == 0 and len(candidates) == 1:
-                raise
-            notes.append(f"{[format_operator(o) for o in ops]}: {exc}")
+                raise failure
+            notes.append(f"{[format_operator(o) for o in ops]}: {failure}")
             continue
         why = admissibility(system)
         if why is None and k == 0:
@@ -247,11 +264,15 @@ def _choose_system(candidates, backend, progress, timeout):
         if why is not None:
             notes.append(f"rank {len(system.standard_monomials)} system of "
                          f"{[format_operator(o) for o in ops]} rejected: {why}")
-        results.append((why is not None, len(system.standard_monomials), k, system, engine, ops))
+        results.append((why is not None, len(system.standard_monomials), k, system, engine,
+                        ops, scout))
     if not results:
         raise DerivationError("no annihilating ideal gave a Pfaffian system: " + "; ".join(notes))
     results.sort(key=lambda r: (r[0], r[1], r[2]))
-    bad, _, _, system, engine, ops = results[0]
+    bad, _, _, system, engine, ops, scout = results[0]
+    if scout != backend:  # chosen by the engine: now derived by the forced CAS itself
+        system, engine = derive_system(ops, ops, backend=backend, progress=progress,
+                                       timeout=timeout, cas_pfaffian=False)
     system = cas_checked(system, backend, progress=progress, timeout=timeout)
     if bad:
         notes.append("no admissible system found; kept this one (integrate around the "
