@@ -41,6 +41,8 @@ from .system import PfaffianSystem, parse_number
 
 _CTX = flint.fmpq_mpoly_ctx.get(("a", "b", "c"), "lex")
 _MAX_STEPS = 5000
+#: Precision (bits) at which values and their differences are handled between runs.
+_FULL_WIDTH = 2048
 
 
 def _fmpq(x: Fraction | float) -> flint.fmpq:
@@ -165,13 +167,6 @@ class ExactConnection:
         d = (_fmpq(a) - _fmpq(self.a0), _fmpq(b) - _fmpq(self.b0), _fmpq(c))
         scale = math.lcm(*(int(v.q) for v in d))
         d = tuple(flint.fmpz(int(v * scale)) for v in d)
-        den = flint.fmpq_poly([1])
-        factors: list[flint.fmpq_poly] = []
-        for k, e in self.powers.items():
-            f = _along_line(self.factor_parts[k], d, scale)
-            den = den * f**e
-            if f.degree() > 0:
-                factors.append(f)
         num = [
             [
                 flint.fmpq_poly([])
@@ -181,8 +176,8 @@ class ExactConnection:
             ]
             for row in self.combined
         ]
-        return _lowest_terms(num, den, factors)
-
+        return _path(num, [(_along_line(self.factor_parts[k], d, scale), e)
+                           for k, e in self.powers.items()])
 
     def along_c(self, a: Fraction, b: Fraction, c_end: Fraction):
         """(N, D, factors) on the segment L(t) = (a, b, t c_end), t in [0, 1], from diag(a, b):
@@ -197,24 +192,23 @@ class ExactConnection:
                 coeffs[mono[2]] = coef * scale ** mono[2]
             return flint.fmpq_poly(coeffs)
 
-        den = flint.fmpq_poly([1])
-        factors: list[flint.fmpq_poly] = []
-        for k, e in self.powers.items():
-            f = in_t(self.factors[k])
-            den = den * f**e
-            if f.degree() > 0:
-                factors.append(f)
         num = [
             [flint.fmpq_poly([]) if p is None else in_t(p) * scale for p in row]
             for row in self.c_numerators
         ]
-        return _lowest_terms(num, den, factors)
+        return _path(num, [(in_t(self.factors[k]), e) for k, e in self.powers.items()])
 
 
-def _lowest_terms(num: list, den: flint.fmpq_poly, factors: list):
-    """(N, D, factors) with the common factor of D and every entry of N divided out (on a
-    line the common denominator often shares a factor with all numerators: elu's E[s s]
-    loses degree 5 of 18), and only the factors that still divide D."""
+def _path(num: list, powers: list) -> tuple:
+    """(N, D, factors) of a path from the numerators N and the denominator's factors with
+    their powers, D = prod f^e: the common factor of D and every entry of N divided out (on
+    a line the common denominator often shares one with all numerators: elu's E[s s] loses
+    degree 5 of 18), ``factors`` the non-constant f that still divide D (their roots bound
+    the Taylor steps)."""
+    den = flint.fmpq_poly([1])
+    for f, e in powers:
+        den = den * f**e
+    factors = [f for f, _ in powers if f.degree() > 0]
     common = den
     for row in num:
         for p in row:
@@ -296,9 +290,7 @@ def _march(conn: ExactConnection, path, g: flint.arb_mat, prec: int, nodes: list
     ``prec`` bits; ``nodes`` are increasing path parameters in (0, 1] (fmpq), read off the
     Taylor series of the step that covers them (|u| <= 1, inside its disc of convergence)."""
     num, den, factors = path
-    old = flint.ctx.prec
-    flint.ctx.prec = prec
-    try:
+    with flint.ctx.workprec(prec):
         r = conn.rank
         d_num = max(p.degree() for row in num for p in row)
         if d_num < 0:
@@ -335,8 +327,6 @@ def _march(conn: ExactConnection, path, g: flint.arb_mat, prec: int, nodes: list
             values.extend(partial)
             t0 = t0 + h
         raise IntegrationError("the continuation needs too many steps")
-    finally:
-        flint.ctx.prec = old
 
 
 def _taylor_step(g, nk, dk, tol, prec: int, points=()) -> tuple[flint.arb_mat, list]:
@@ -419,15 +409,11 @@ def consistent_c(a, b, c, det) -> Fraction:
     """
     if 2 * exact_number(c) ** 2 <= exact_number(a) * exact_number(b):
         return exact_number(c)  # away from rho = +-1 the rounded c is as good
-    old = flint.ctx.prec
-    flint.ctx.prec = 192
-    try:
+    with flint.ctx.workprec(192):
         ab = flint.arb(_fmpq(exact_number(a))) * flint.arb(_fmpq(exact_number(b)))
         root = (ab - flint.arb(_fmpq(exact_number(det)))).sqrt().mid()
         man, exp = root.man_exp()
         value = Fraction(int(man)) * Fraction(2) ** int(exp)
-    finally:
-        flint.ctx.prec = old
     return value if c >= 0 else -value
 
 
@@ -467,12 +453,8 @@ def continue_to(
     Then the pair is repeated.  The error estimate is the difference of the accepted pair,
     which bounds the start vector's own error a thousand times over.
     """
-    old = flint.ctx.prec
-    flint.ctx.prec = 2048  # values and differences are handled at full width
-    try:
+    with flint.ctx.workprec(_FULL_WIDTH):
         return _continue_to(activation, key, a, b, c, rtol, det)
-    finally:
-        flint.ctx.prec = old
 
 
 def _needed_digits(diff: flint.arb, value: flint.arb, probe_digits: int, rtol: float) -> int:
@@ -497,11 +479,19 @@ def _needed_bits(diff: flint.arb, value: flint.arb, prec: int, rtol: float) -> i
     return 64 * math.ceil(max(bits, prec + 64) / 64)
 
 
-def _continue_to(activation, key, a, b, c, rtol, det):
+def _targets(a, b, cs, dets) -> tuple[Fraction, Fraction, list[Fraction]]:
+    """Exact (a, b, [c_i]) of positive definite targets: c_i itself, or from det_i
+    (:func:`consistent_c`) where the determinants are given."""
     a, b = exact_number(a), exact_number(b)
-    c = exact_number(c) if det is None else consistent_c(a, b, c, det)
-    if not (a > 0 and b > 0 and a * b > c**2):
-        raise IntegrationError("continue_to needs a positive definite covariance")
+    exact = [exact_number(c) if det is None else consistent_c(a, b, c, det)
+             for c, det in zip(cs, [None] * len(cs) if dets is None else dets, strict=True)]
+    if not (a > 0 and b > 0 and all(a * b > c**2 for c in exact)):
+        raise IntegrationError("the precise path needs positive definite covariances")
+    return a, b, exact
+
+
+def _continue_to(activation, key, a, b, c, rtol, det):
+    a, b, (c,) = _targets(a, b, [c], None if det is None else [det])
     conn = exact_connection(activation.duals[key])
     path = conn.along((a, b, c))
     values, errors = _settle(
@@ -548,12 +538,8 @@ def _settle(activation, key, conn: ExactConnection, run, work: int, rtol: float,
             if abs(y - z) > goal / 2
         )
         work = max(work, 64 * math.ceil((digits * 3.33 + 40) / 64))
-        old = flint.ctx.prec
-        flint.ctx.prec = work
-        try:
+        with flint.ctx.workprec(work):
             g0 = base_vector(activation, key, digits)
-        finally:
-            flint.ctx.prec = old
         plain.clear()
     raise IntegrationError(
         f"the precise continuation to {where} did not settle at {work} bits with initial "
@@ -573,16 +559,8 @@ def continue_along_c(activation, key: str, a, b, cs, *, rtol: float = 1e-14, det
     along c (L(t) = (a, b, t c_max)) that reads every target off the Taylor series of the
     step covering it.  Price's nodes share (a, b), so one march serves all of a target's
     nodes.  Settled like :func:`continue_to`."""
-    old = flint.ctx.prec
-    flint.ctx.prec = 2048
-    try:
-        a, b = exact_number(a), exact_number(b)
-        exact = [
-            exact_number(c) if dets is None else consistent_c(a, b, c, det)
-            for c, det in zip(cs, dets if dets is not None else [None] * len(cs))
-        ]
-        if not (a > 0 and b > 0 and all(a * b > c**2 for c in exact)):
-            raise IntegrationError("continue_along_c needs positive definite covariances")
+    with flint.ctx.workprec(_FULL_WIDTH):
+        a, b, exact = _targets(a, b, cs, dets)
         end = max(exact, key=abs)
         if end == 0 or any(c * end <= 0 for c in exact):
             raise IntegrationError("continue_along_c needs nonzero c of one sign")
@@ -600,8 +578,6 @@ def continue_along_c(activation, key: str, a, b, cs, *, rtol: float = 1e-14, det
                                  f"(a, b) = ({a!r}, {b!r}) along c up to {end!r}")
         at = {t: i for i, t in enumerate(times)}
         return [values[at[c / end]] for c in exact], [errors[at[c / end]] for c in exact]
-    finally:
-        flint.ctx.prec = old
 
 
 def precise_values(activation, key: str, cov, *, rtol: float, dtype=float):
