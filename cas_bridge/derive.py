@@ -117,6 +117,10 @@ def _annihilators_for(
     return annihilator(expr)
 
 
+#: The backend names that mean the pure-Python engine.
+_ENGINE_NAMES = ("auto", "sympy", "python")
+
+
 def derive_system(
     ann1: list[Operator],
     ann2: list[Operator],
@@ -136,7 +140,7 @@ def derive_system(
     """
     from . import pfaffian
 
-    if backend in ("auto", "sympy", "python"):
+    if backend in _ENGINE_NAMES:
         return pfaffian.derive_pfaffian(ann1, ann2, progress=progress, timeout=timeout), "python"
     from .backend import get_backend
 
@@ -167,7 +171,7 @@ def cas_checked(
     from . import pfaffian
     from .backend import get_backend
 
-    if backend in ("auto", "sympy", "python"):
+    if backend in _ENGINE_NAMES:
         return system
     cas = get_backend(backend)
     if "integrability" not in cas.capabilities or not hasattr(cas, "pfaffian_system"):
@@ -218,9 +222,6 @@ def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
             if (e > 0) != (major > 0):
                 return f"denominator factor {sympy_f} changes sign on the negative definite cone"
     return None
-
-
-_ENGINE_NAMES = ("auto", "sympy", "python")
 
 
 def _choose_system(candidates, backend, progress, timeout):
