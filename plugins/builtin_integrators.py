@@ -17,11 +17,12 @@ from hgmntk.errors import InvalidInputError
 from hgmntk.hgm import angle_sweep, solve_by_pairs
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
+from hgmntk.kink_mehler import KinkedMehlerDual, kink_split
 from hgmntk.longdouble import lambdify_longdouble
 from hgmntk.mehler import MehlerDual, is_entire_expression
 
 _SIDE = {"ss": "s", "dsds": "ds"}
-_MEHLER: dict[int, MehlerDual | None] = {}
+_MEHLER: dict[int, MehlerDual | KinkedMehlerDual | None] = {}
 
 
 _ANGLE: dict[tuple[int, str], HomogeneousBlock | None] = {}
@@ -38,15 +39,20 @@ def angle_evaluator(activation, key: str) -> HomogeneousBlock | None:
     return _ANGLE[at]
 
 
-def mehler_evaluator(activation) -> MehlerDual | None:
-    """One Mehler evaluator per activation object (None unless s is entire and numeric)."""
+def mehler_evaluator(activation) -> MehlerDual | KinkedMehlerDual | None:
+    """One Mehler evaluator per activation object: :class:`MehlerDual` when s is entire,
+    :class:`KinkedMehlerDual` when s is continuous with a kink at 0 between two entire
+    sides (resin, elu); None otherwise (or for a positively homogeneous dual)."""
     key = id(activation)
     if key not in _MEHLER:
         s = activation.numeric_functions.get("s")
-        ok = activation.holonomic and s is not None and is_entire_expression(
-            activation.expression
-        ) and activation.pair_homogeneity("ss") is None
-        _MEHLER[key] = MehlerDual(s, lambdify_longdouble(activation.expression)) if ok else None
+        _MEHLER[key] = None
+        if activation.holonomic and s is not None and activation.pair_homogeneity("ss") is None:
+            if is_entire_expression(activation.expression):
+                _MEHLER[key] = MehlerDual(s, lambdify_longdouble(activation.expression))
+            else:
+                split = kink_split(activation.expression)
+                _MEHLER[key] = KinkedMehlerDual(split) if split is not None else None
     return _MEHLER[key]
 
 
@@ -100,7 +106,8 @@ class HolonomicGradient(Integrator):
     def block_evaluator(self, activation, key):
         """For a homogeneous dual a table of its angle function (:mod:`hgmntk.angle_table`);
         Mehler's expansion (:mod:`hgmntk.mehler`) for activations built from entire
-        functions; None otherwise."""
+        functions, with the kink's part in closed form (:mod:`hgmntk.kink_mehler`) for
+        continuous ones kinked at 0; None otherwise."""
         if key not in ("ss", "dsds") or key not in activation.duals:
             return None
         if activation.pair_homogeneity(key) is not None:

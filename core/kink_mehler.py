@@ -1,0 +1,689 @@
+"""Mehler's expansion for activations with a kink at 0, its slow part summed in closed form.
+
+An activation s(u) = g(u) + Y(u) k(u) with g, k entire and k(0) = 0 (continuous, kinked at
+0: resin = Y(u) sin u, elu) has Hermite coefficients that decay only algebraically (like
+n^(-5/4) for a kink), so Mehler's series sum_n h_n(a) h_n(b) rho^n converges far too slowly
+near rho = +-1.  The slow part is the kink's low Taylor terms: with T(u) = sum_{m<M} k_m u^m
+(k_m = k^(m)(0)/m!, M = ``ORDER``) and p(u) = Y(u) T(u), the rest r = s - p is C^(M-1) and
+
+    E[s(u) s(v)] = E[p(u) p(v)] + sum_n c_n rho^n,
+    c_n = h_n(a) h_n(b) - q_n(a) q_n(b) = r_n(a) h_n(b) + q_n(a) r_n(b),
+
+with h_n, q_n, r_n = h_n - q_n the normalised Hermite coefficients of s, p, r at variances
+a, b; c_n decays like n^(-(M+3)/2).  The rectified polynomial's dual is a finite sum,
+
+    E[p(u) p(v)] = sum_{m,l} alpha_m(a) alpha_l(b) J_(m,l)(rho),   alpha_m(a) = k_m a^(m/2),
+
+of the quadrant moments J_(m,l)(rho) = E[Y(X) X^m Y(Z) Z^l] ((X, Z) standard, correlation
+rho), which Stein's identity E[X f] = E[d_X f] + rho E[d_Z f] gives per pair:
+
+    J_(m,l) = (m-1) J_(m-2,l) + [m=1] D_l + rho (l J_(m-1,l-1) + [l=0] D_(m-1)),
+    J_(0,0) = (pi - theta) / (2 pi),
+    D_j = E[delta(X) Y(Z) Z^j] = (1 - rho^2)^(j/2) mu_j / sqrt(2 pi),
+
+mu_j = E[Y(X) X^j].  Price's theorem gives E[s's'] = dE/dc with dJ_(m,l)/drho = m l
+J_(m-1,l-1), and the slope d2E/dc2 (with its delta(u) delta(v) term k_1^2 sqrt(ab) /
+(2 pi sqrt(1 - rho^2)) in rho units) the same way.
+
+Numerics.  The monomial sums cancel: their terms are as large as E[Y(X) (sum_m |alpha_m|
+X^m)^2] (e^(2a)-like), so the alpha-sums (q_n = sum_m alpha_m E[Y X^m He_n]/sqrt(n!) and the
+quadratic forms) run in numpy longdouble where float64 would lose digits (chosen per block
+from the forms' magnitudes), with alpha identical in both (any p with the kink's jets gives an
+exact identity).  h_n comes from Gauss-Legendre quadrature on each half-line (each side is
+smooth), in orthonormal Hermite functions from a longdouble-refined rule.  The side of the
+kink (Y(u) T(u) or, for s(-u), the mirror) is the one with the smaller |p| at the largest
+variance: elu's kink function grows like e^u on u > 0 only.  Absolute error bounds follow
+:mod:`hgmntk.mehler`: coefficient noise and Horner's rounding, the series' tail by
+Cauchy-Schwarz, |rho|^n (t_n(a) |s_b| + |p_a| t_n(b)) with t_n the tail of r's coefficients
+(the computed ones and a power-law rest, or Parseval's identity), and the closed part's
+rounding, 2 M eps times the same forms with |alpha| on J(|rho|) (all terms positive there).
+
+Where |rho| <= ``PLAIN_RHO`` the plain series sum_n h_n(a) h_n(b) rho^n converges
+geometrically and needs no closed part (p = 0): most pairs of a kernel matrix take it.  The
+longdouble twin (:meth:`KinkedMehlerDual.extended`) runs the same code in longdouble for the
+pairs whose float64 bounds are too weak after a cancellation between layers (elu's kernels
+cross zero), with only the terms each |rho| bin needs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+import scipy.special
+
+from .integrator import PairBlock
+
+EPS = float(np.finfo(float).eps)
+LD = np.longdouble
+EPS_LD = float(np.finfo(LD).eps)
+_PI_LD = LD("3.14159265358979323846264338327950288")
+#: Taylor terms of the kink summed in closed form (u^0 .. u^(ORDER-1)).
+ORDER = 16
+#: Largest number of series terms tried.
+MAX_TERMS = 1024
+#: The series is cut where its tail bound falls below this (relative to |s_a| |s_b|).
+COEFF_TOL = 2e-16
+#: Below this relative error bound the cheap bounds (rho = 1 weights) suffice.
+REL_ERROR = 5e-15
+#: Entries of a block with |rho| up to this get their own (shorter) cut.
+LOW_RHO = 0.8
+#: Pairs with |rho| up to this take the plain series sum_n h_n(a) h_n(b) rho^n (it
+#: converges geometrically there); the kink's closed part serves the others.
+PLAIN_RHO = 0.8
+#: A block's closed part runs in longdouble where float64 rounding would exceed this
+#: fraction of |s_a| |s_b|.
+FLOAT_ROUNDING = 1e-15
+
+
+@dataclass
+class KinkSplit:
+    """s = g + Y(u) k(u): numeric sides (f, g, f', g') with f = g + k on u > 0 and g on
+    u < 0, the same in longdouble (``sides_ld``, None without longdouble functions), and the
+    Taylor coefficients k_m (m < ORDER, longdouble) of the kink k = f - g at 0."""
+
+    sides: tuple
+    sides_ld: tuple | None
+    taylor: np.ndarray
+
+    def mirrored(self) -> KinkSplit:
+        """The split of s(-u) (same duals): sides g(-u) and f(-u), kink -k(-u)."""
+
+        def mirror(sides):
+            if sides is None:
+                return None
+            f, g, df, dg = sides
+            return (lambda u: g(-u), lambda u: f(-u), lambda u: -dg(-u), lambda u: -df(-u))
+
+        signs = -((-1.0) ** np.arange(self.taylor.size)).astype(LD)
+        return KinkSplit(mirror(self.sides), mirror(self.sides_ld), signs * self.taylor)
+
+
+def kink_split(expression: str, order: int = ORDER) -> KinkSplit | None:
+    """Split an activation expression into its sides u > 0 and u < 0 when both are built
+    from entire functions, the kink k = f - g is not identically zero, and k(0) = 0
+    (continuous at 0); None otherwise (entire, a jump, or a break point away from 0)."""
+    import sympy
+
+    from .expressions import U, lambdify_activation, parse_activation_expression
+    from .longdouble import lambdify_longdouble
+    from .mehler import is_entire_expression
+
+    try:
+        expr = parse_activation_expression(expression)
+    except Exception:  # noqa: BLE001 - not an expression this evaluator can split
+        return None
+    pos, neg = sympy.Symbol("p", positive=True), sympy.Symbol("q", negative=True)
+    f = expr.subs(U, pos).subs(pos, U)
+    g = expr.subs(U, neg).subs(neg, U)
+    if not (is_entire_expression(str(f)) and is_entire_expression(str(g))):
+        return None
+    k = sympy.simplify(f - g)
+    if k == 0 or sympy.simplify(k.subs(U, 0)) != 0:
+        return None
+    series = sympy.series(k, U, 0, order).removeO()
+    taylor = np.array([LD(str(sympy.N(series.coeff(U, m), 30))) for m in range(order)])
+    if not np.all(np.isfinite(taylor)) or not np.any(taylor):
+        return None
+    texts = [str(e) for e in (f, g, sympy.diff(f, U), sympy.diff(g, U))]
+    sides = tuple(lambdify_activation(t) for t in texts)
+    if any(fn is None for fn in sides):
+        return None
+    sides_ld = tuple(lambdify_longdouble(t) for t in texts)
+    return KinkSplit(sides, None if any(fn is None for fn in sides_ld) else sides_ld, taylor)
+
+
+@lru_cache(maxsize=4)
+def _half_moments(count: int) -> np.ndarray:
+    """mu_j = E[Y(X) X^j] = 2^(j/2) Gamma((j+1)/2) / (2 sqrt(pi)), j < count (longdouble,
+    from 30 digits)."""
+    with mpmath.workdps(30):
+        return np.array([LD(mpmath.nstr(mpmath.mpf(2) ** (mpmath.mpf(j) / 2)
+                                        * mpmath.gamma(mpmath.mpf(j + 1) / 2)
+                                        / (2 * mpmath.sqrt(mpmath.pi)), 25))
+                         for j in range(count)])
+
+
+@lru_cache(maxsize=8)
+def _rectified_hermite(order: int, terms: int) -> np.ndarray:
+    """H[m, n] = E[Y(X) X^m He_n(X)] / sqrt(n!) (m < order, n < terms) in longdouble, from
+    30-digit mpmath: m! He_(n-m-1)(0) phi(0) / sqrt(n!) for n > m (integrate by parts m
+    times), sum_j [x^j]He_n mu_(m+j) otherwise."""
+    out = np.zeros((order, terms), dtype=LD)
+    with mpmath.workdps(30):
+        phi0 = 1 / mpmath.sqrt(2 * mpmath.pi)
+        mu = [mpmath.mpf(2) ** (mpmath.mpf(j) / 2) * mpmath.gamma(mpmath.mpf(j + 1) / 2)
+              / (2 * mpmath.sqrt(mpmath.pi)) for j in range(2 * order + 2)]
+        he0 = [mpmath.mpf(1), mpmath.mpf(0)]  # He_j(0)
+        for j in range(2, terms):
+            he0.append(-(j - 1) * he0[j - 2])
+        for m in range(order):
+            for n in range(terms):
+                if n > m:
+                    value = mpmath.factorial(m) * he0[n - m - 1] * phi0
+                else:
+                    coeffs = np.polynomial.hermite_e.herme2poly([0] * n + [1]).round()
+                    value = sum(int(c) * mu[m + j] for j, c in enumerate(coeffs) if c)
+                out[m, n] = LD(mpmath.nstr(value / mpmath.sqrt(mpmath.factorial(n)), 25))
+    return out
+
+
+@lru_cache(maxsize=16)
+def gauss_legendre_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the ``nodes``-point Gauss-Legendre rule on [-1, 1] in numpy
+    longdouble: scipy's nodes refined by Newton's method on P_M (three-term recurrence),
+    weights 2 / ((1 - x^2) P_M'(x)^2).  Float64 rules of a thousand nodes carry ~1e-14
+    relative errors in their weights, which would limit the coefficients to that level."""
+    x = scipy.special.roots_legendre(nodes)[0].astype(LD)
+
+    def legendre(x):
+        p0, p1 = np.ones_like(x), x.copy()
+        for n in range(1, nodes):
+            p0, p1 = p1, ((2 * n + 1) * x * p1 - n * p0) / (n + 1)
+        return p1, nodes * (x * p1 - p0) / (x * x - 1)  # P_M, P_M'
+
+    for _ in range(3):
+        p, dp = legendre(x)
+        x = x - p / dp
+    _, dp = legendre(x)
+    return x, 2 / ((1 - x * x) * dp * dp)
+
+
+@lru_cache(maxsize=16)
+def _half_line_functions(terms: int, nodes: int, length: float, dtype=float):
+    """Gauss-Legendre nodes x_k on [0, length], sqrt(W_k) with W_k = w_k phi(x_k), and
+    Phi[n, k] = sqrt(W_k) He_n(x_k)/sqrt(n!) (orthonormal Hermite functions by their stable
+    recurrence in longdouble), rounded to ``dtype``."""
+    t, w = gauss_legendre_rule(nodes)
+    x = (t + 1) * LD(length) / 2
+    weight = w * LD(length) / 2 * np.exp(-x * x / 2) / np.sqrt(2 * _PI_LD)
+    sw = np.sqrt(weight)
+    roots = np.sqrt(np.arange(terms + 1, dtype=LD))
+    phi = np.empty((terms, nodes), dtype=LD)
+    phi[0] = sw
+    if terms > 1:
+        phi[1] = x * sw
+    for n in range(1, terms - 1):
+        phi[n + 1] = (x * phi[n] - roots[n] * phi[n - 1]) / roots[n + 1]
+    return x.astype(dtype), sw.astype(dtype), phi.astype(dtype)
+
+
+def _rule(terms: int, sqrt_a_max: float) -> tuple[int, float]:
+    """(nodes, length) of the half-line rule for ``terms`` coefficients up to variance
+    sqrt_a_max^2: the interval covers the Hermite functions' support and the activation's
+    growth; the nodes resolve both oscillations."""
+    length = max(math.sqrt(4 * terms + 2) + 9, 2 * sqrt_a_max + 12)
+    length = 4 * math.ceil(length / 4)  # a few sizes, so that the rules are reused
+    return 64 * math.ceil((terms + sqrt_a_max * length + 64) / 64), length
+
+
+@dataclass
+class _KinkLayer:
+    """Coefficients for one layer's unique variances."""
+
+    h: np.ndarray  # (terms, n) coefficients of s
+    q: np.ndarray  # (terms, n) coefficients of p (rounded from longdouble)
+    r: np.ndarray  # h - q
+    tail: np.ndarray  # (terms + 1, n): tails of r, with the power-law rest
+    dtail: np.ndarray  # (terms + 1, n): tails of sqrt(n) r_n
+    norm: np.ndarray  # |s_a| = E[s^2]^(1/2)
+    dnorm: np.ndarray  # (a E[s'^2])^(1/2)
+    pnorm: np.ndarray  # |p_a|
+    dpnorm: np.ndarray  # (a E[p'^2])^(1/2)
+    l1: np.ndarray  # sum_n |h_n| + |q_n|
+    dl1: np.ndarray  # sum_n n (|h_n| + |q_n|)
+    noise: np.ndarray  # max_n |error of h_n| + |error of q_n| (see compute_coefficients)
+    alpha: np.ndarray  # (n, ORDER) longdouble: alpha_m(a) = k_m a^(m/2)
+    good: np.ndarray
+    e_ss: np.ndarray
+    e_dsds: np.ndarray
+
+
+class KinkedMehlerDual:
+    """Block evaluator of E[s s] and E[s' s'] for s = g + Y k (module docstring), with the
+    interface of :class:`hgmntk.mehler.MehlerDual` (``prepare``, ``collinear``)."""
+
+    def __init__(self, split: KinkSplit, dtype=float):
+        self.splits = (split, split.mirrored())
+        self.plain = KinkSplit(split.sides, split.sides_ld, np.zeros_like(split.taylor))
+        self.order = split.taylor.size
+        self.dtype = dtype
+        self.eps = float(np.finfo(dtype).eps)
+        ratio = self.eps / EPS
+        self.coeff_tol, self.rel_error = COEFF_TOL * ratio, REL_ERROR * ratio
+        self._agree = 64 if dtype is LD else 8
+        self._cache: dict[tuple, _KinkLayer] = {}
+        self._lock = threading.Lock()
+        self._twin: KinkedMehlerDual | None = None
+
+    def extended(self) -> KinkedMehlerDual | None:
+        """The same expansion in numpy longdouble throughout (coefficients from
+        longdouble sides, sums, bounds at its unit roundoff), for the few pairs whose float64
+        bound is too weak after a cancellation between layers; None without longdouble
+        sides, where longdouble is no wider than float64, or for the twin itself."""
+        if self.dtype is LD or self.splits[0].sides_ld is None or EPS_LD >= EPS:
+            return None
+        if self._twin is None:
+            self._twin = KinkedMehlerDual(self.splits[0], LD)
+        return self._twin
+
+    # --- coefficients -------------------------------------------------------------
+    def _sides(self, split: KinkSplit, sqrt_a, x, sw, derivative=False):
+        f, g, df, dg = split.sides_ld if self.dtype is LD else split.sides
+        f, g = (df, dg) if derivative else (f, g)
+        with np.errstate(all="ignore"):
+            u = x[:, None] * sqrt_a[None, :]
+            pos = f(u) * sw[:, None]
+            neg = g(-u) * sw[:, None]
+        return pos, neg
+
+    def _alpha(self, split: KinkSplit, variances: np.ndarray) -> np.ndarray:
+        m = np.arange(self.order)
+        with np.errstate(all="ignore"):
+            return split.taylor[None, :] * np.asarray(variances, dtype=LD)[:, None] ** (
+                m[None, :] / LD(2))
+
+    def _moments(self, split, variances, terms, nodes, length):
+        """(h, E[s^2], E[s'^2], E[p^2], E[p'^2], E[r^2], E[r'^2]) by the half-line rules
+        (T and the differences s - p in longdouble)."""
+        x, sw, phi = _half_line_functions(terms, nodes, length, self.dtype)
+        sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
+        pos, neg = self._sides(split, sa, x, sw)
+        sign = (-1.0) ** np.arange(terms)
+        h = phi @ pos + sign[:, None] * (phi @ neg)
+        dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
+        k = split.taylor
+        u = x[:, None].astype(LD) * np.sqrt(np.asarray(variances, dtype=LD))[None, :]
+        poly, dpoly = np.zeros_like(u), np.zeros_like(u)
+        for j in range(self.order - 1, -1, -1):
+            poly = poly * u + k[j]
+            if j >= 1:
+                dpoly = dpoly * u + j * k[j]
+        swl = sw[:, None].astype(LD)
+        poly, dpoly = poly * swl, dpoly * swl
+
+        def total(*parts):
+            return sum(np.sum(np.asarray(v, dtype=LD) ** 2, axis=0) for v in parts).astype(
+                self.dtype)
+
+        return (h, total(pos, neg), total(dpos, dneg), total(poly), total(dpoly),
+                total(pos - poly, neg), total(dpos - dpoly, dneg))
+
+    def _rest(self, split, h, variances, terms):
+        """r = h - q and q (longdouble sums) for these variances."""
+        q = (self._alpha(split, variances) @ _rectified_hermite(self.order, terms)).T
+        return (h - q).astype(self.dtype), q.astype(self.dtype)
+
+    def coefficients(self, variances: np.ndarray, terms: int | None = None,
+                     plain: bool = False) -> _KinkLayer:
+        """:meth:`compute_coefficients`, cached for the last few variance arrays."""
+        variances = np.ascontiguousarray(variances, dtype=self.dtype)
+        key = (variances.tobytes(), terms, plain)
+        with self._lock:  # row blocks run on threads; the kink's layer is made lazily
+            if key not in self._cache:
+                if len(self._cache) >= 8:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = self.compute_coefficients(variances, terms, plain)
+            return self._cache[key]
+
+    def plain_terms(self, top: float) -> int | None:
+        """Terms (a power of 2) for pairs with |rho| <= top < 0.99: top^T below a
+        thousandth of the unit roundoff; None (as many as converge) from 0.99 on."""
+        if top >= 0.99:
+            return None
+        need = math.log(self.eps / 1e3) / math.log(max(top, 1e-3))
+        return min(MAX_TERMS, max(64, 1 << math.ceil(math.log2(need + 32))))
+
+    def compute_coefficients(self, variances: np.ndarray, terms: int | None = None,
+                             plain: bool = False) -> _KinkLayer:
+        """Coefficients, tails and checks for an array of variances, with the side of
+        the smaller |p| at the largest variance.  Without ``terms``, their number doubles
+        (from 64) until r's last coefficients on probe variances are at rounding level.  A
+        rule with 3/2 the nodes must agree with the first on every variance.  The tails of
+        r beyond the computed terms: a power law from the last ones where they are at
+        rounding level, else Parseval's identity sum_m r_m^2 = E[r(sqrt(a) X)^2] (and
+        sum_m m r_m^2 = a E[r'^2]) minus the computed part.  ``plain``: no kink part (p = 0,
+        r = s), for the plain series at moderate |rho|."""
+        probe = np.unique(np.quantile(variances, np.linspace(0, 1, 9), method="nearest"))
+        top = float(np.sqrt(np.max(variances)))
+        rule = _rule(64, top)
+        if plain:
+            split = self.plain
+            terms = terms or self.plain_terms(PLAIN_RHO)
+        else:
+            norms = [self._moments(s, probe[-1:], 2, *rule)[3][0] for s in self.splits]
+            split = self.splits[int(norms[1] < norms[0])]
+        fixed = terms is not None
+        terms = terms or 64
+        while not fixed:
+            h = self._moments(split, probe, terms, *_rule(terms, top))[0]
+            r_probe, _ = self._rest(split, h, probe, terms)
+            probe_norm = np.sqrt(np.sum(h * h, axis=0))
+            with np.errstate(invalid="ignore"):
+                done = np.max(np.abs(r_probe[-32:]), axis=0) <= 4 * self.eps * probe_norm
+            if np.all(done) or terms >= MAX_TERMS:
+                break
+            terms *= 2
+        nodes, length = _rule(terms, top)
+        h, e_ss, e_dsds, e_pp, e_dpdp, e_rr, e_drdr = self._moments(
+            split, variances, terms, nodes, length)
+        h_fine = self._moments(split, variances, terms, nodes + nodes // 2, length)[0]
+        # two rules' difference: their noise, and a check (longdouble matrix products sum
+        # sequentially, with more rounding than BLAS's blocked sums)
+        differ = np.max(np.abs(h_fine - h), axis=0)
+        r, q = self._rest(split, h, variances, terms)
+        # q's longdouble sums round by ~eps_ld sum_m |alpha_m H_mn| each (q's own rounding
+        # to the float type is in the magnitude sums: |q_a q_b| per term)
+        spread = (np.abs(self._alpha(split, variances)).astype(float)
+                  @ np.abs(_rectified_hermite(self.order, terms)).astype(float))
+        noise = (np.maximum(2 * differ, 2 * self.eps * np.sqrt(e_ss))
+                 + 4 * EPS_LD * np.max(spread, axis=1))
+        n = np.arange(terms)[:, None]
+        norm = np.sqrt(e_ss)
+        window = min(32, terms)
+        with np.errstate(invalid="ignore"):
+            last = np.max(np.abs(r[-window:]), axis=0)
+            converged = last <= 32 * self.eps * norm
+            good = differ <= self._agree * self.eps * norm
+        # the rest beyond the computed terms: |r_m| <= last (m / terms)^(-(M+1)/2) where
+        # converged, else Parseval (with slack for its cancellation)
+        power = (self.order + 1) / 2
+        sq, dsq = r * r, n * r * r
+        parseval = np.maximum(e_rr - np.sum(sq, axis=0), 0) + 16 * self.eps * e_rr
+        dparseval = (np.maximum(variances * e_drdr - np.sum(dsq, axis=0), 0)
+                     + 16 * self.eps * variances * e_drdr)
+        rest = np.where(converged, np.minimum(last**2 * terms / (2 * power - 1), parseval),
+                        parseval)
+        drest = np.where(converged,
+                         np.minimum(last**2 * terms**2 / (2 * power - 2), dparseval), dparseval)
+        tail = np.sqrt(np.vstack([np.cumsum(sq[::-1], axis=0)[::-1] + rest, rest]))
+        dtail = np.sqrt(np.vstack([np.cumsum(dsq[::-1], axis=0)[::-1] + drest, drest]))
+        good &= np.all(np.isfinite(h), axis=0) & (norm > 0) & np.isfinite(e_dsds)
+        good &= np.isfinite(e_rr) & np.isfinite(e_drdr)
+        alpha = self._alpha(split, variances)
+        absum = np.abs(h) + np.abs(q)  # noise in h_a meets h_b, noise in q_a meets q_b
+        return _KinkLayer(
+            h=h, q=q, r=r, tail=tail, dtail=dtail, norm=norm,
+            dnorm=np.sqrt(variances * e_dsds), pnorm=np.sqrt(e_pp),
+            dpnorm=np.sqrt(variances * e_dpdp), l1=np.sum(absum, axis=0),
+            dl1=np.sum(n * absum, axis=0), noise=noise, alpha=alpha, good=good, e_ss=e_ss,
+            e_dsds=e_dsds,
+        )
+
+    def collinear(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(E[s(u)^2], E[s'(u)^2], ok) for u ~ N(0, a): the half-line quadratures."""
+        a = np.asarray(variances, dtype=float)
+        unique, where = np.unique(a, return_inverse=True)
+        layer = self.coefficients(unique, plain=True)
+        return layer.e_ss[where], layer.e_dsds[where], (layer.good & (unique > 0))[where]
+
+    def second_moments(self, variances) -> tuple[np.ndarray, np.ndarray]:
+        """(E[s(u)^2], ok) in the evaluator's float type (the longdouble twin's diagonal for
+        the pairs it redoes)."""
+        a = np.asarray(variances, dtype=self.dtype)
+        unique, where = np.unique(a, return_inverse=True)
+        layer = self.coefficients(unique, 2, plain=True)  # E[s^2]: a quadrature of its own
+        return layer.e_ss[where], (layer.good & (unique > 0))[where]
+
+    def prepare(self, sa: np.ndarray, sb: np.ndarray):
+        """The evaluator for one layer: rows with sqrt-variances ``sa``, columns ``sb``.
+        The longdouble twin takes each (flat) block's own longdouble variances instead."""
+        if self.dtype is LD:
+            return lambda block, r, c, key: self._evaluate_own(block, key)
+        variances = np.concatenate([sa, sb]) ** 2
+        unique, where = np.unique(variances, return_inverse=True)
+        rows, cols = where[: sa.size], where[sa.size:]
+        layers = {}
+
+        def layer(plain: bool) -> _KinkLayer:  # the kink's layer only where needed
+            if plain not in layers:
+                layers[plain] = self.coefficients(unique, plain=plain)
+            return layers[plain]
+
+        return lambda block, r, c, key: self._evaluate(layer, rows[r], cols[c], block, key)
+
+    def _evaluate_own(self, block: PairBlock, key: str):
+        """The longdouble twin on a flat block: the pairs go by |rho| into bins, and each
+        bin's coefficients (for its own variances) have only the terms its largest |rho|
+        needs: most pairs that reach this tier sit near a zero of the kernel, at small
+        |rho|."""
+        cached = block.cache.get("kink-mehler")
+        if cached is None:
+            rho = np.asarray(block.rho, dtype=self.dtype)
+            sa, sb = (np.asarray(v, dtype=self.dtype) for v in (block.sa, block.sb))
+            out = [np.empty(rho.shape, dtype=self.dtype) for _ in range(5)]
+            absrho = np.abs(rho).astype(float)
+            edges = [0.0, 0.3, 0.6, PLAIN_RHO, 0.9, 0.97, 1.0]
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                at = np.flatnonzero((absrho <= hi) & ((absrho > lo) | (lo == 0)))
+                if not at.size:
+                    continue
+                top = float(np.max(absrho[at]))
+                unique, where = np.unique(np.concatenate([sa[at] ** 2, sb[at] ** 2]),
+                                          return_inverse=True)
+
+                def layer(plain, unique=unique, top=top):
+                    return self.coefficients(unique, self.plain_terms(top), plain)
+
+                sub = PairBlock(sa[at], sb[at], rho[at])
+                for o, v in zip(out, self._sums(layer, sub, where[: at.size],
+                                                where[at.size:])):
+                    o[at] = v
+            cached = block.cache["kink-mehler"] = tuple(out)
+        e, err_e, de, err_d, slope = cached
+        return (e, err_e, None) if key == "ss" else (de, err_d, slope)
+
+    def _evaluate(self, layer, ia, ib, block: PairBlock, key: str):
+        cached = block.cache.get("kink-mehler")
+        if cached is None:
+            cached = block.cache["kink-mehler"] = self._sums(layer, block, ia, ib)
+        e, err_e, de, err_d, slope = cached
+        return (e, err_e, None) if key == "ss" else (de, err_d, slope)
+
+    # --- the pair sums ----------------------------------------------------------------
+    def _sums(self, layer, block: PairBlock, ia, ib):
+        """E, E' = dE/dc and its slope |d2E/dc2| with absolute error bounds over a block
+        (2-D: rows ia, columns ib; or flat pairs): the plain series where |rho| <=
+        ``PLAIN_RHO``, the kink's series and closed part elsewhere (``layer(plain)`` gives
+        the coefficients)."""
+        rho = np.asarray(block.rho, dtype=self.dtype)
+        high = np.abs(rho) > PLAIN_RHO
+        zero = self.dtype(0)
+        out = list(self._series(layer(True), np.where(high, zero, rho), ia, ib))
+        good = layer(True).good
+        ok = good[ia] & good[ib] if rho.ndim == 1 else good[ia][:, None] & good[ib][None, :]
+        if np.any(high):
+            kink = layer(False)
+            at = np.nonzero(high)
+            pi, pj = ia[at[0]], ib[at[-1]]
+            rh = rho[at]
+            series = self._series(kink, rh, pi, pj)
+            closed = self._closed(kink, rh, pi, pj)
+            for k, (a_, b_) in enumerate(zip(series, closed)):
+                out[k][at] = a_ + b_
+            ok[at] = kink.good[pi] & kink.good[pj]
+        e, de, d2, err_e, err_d = out
+        ok &= np.isfinite(e) & np.isfinite(de)
+        err_e[~ok] = np.inf
+        err_d[~ok] = np.inf
+        sab = np.asarray(block.sa * block.sb, dtype=self.dtype)
+        de = de / sab
+        err_d = err_d / sab
+        slope = np.abs(d2) / (sab * sab) + err_d / sab
+        return e, err_e, de, err_d, slope
+
+    def _series(self, layer: _KinkLayer, rho, ia, ib):
+        """sum_n c_n rho^n and its first two rho-derivatives by Horner (outer products on a
+        2-D block), cut where the tail bound is below ``COEFF_TOL`` (entries with
+        |rho| <= ``LOW_RHO`` get their own, shorter cut); absolute error bounds of the
+        first two: coefficient noise (each h_n(a) within noise(a) of its value) weighted by
+        |h_n(b)| |rho|^n, Horner's rounding and the tail."""
+        flat = rho.ndim == 1
+
+        def outer(x, y):
+            return x * y if flat else x[:, None] * y[None, :]
+
+        absrho = np.abs(rho)
+        terms = layer.h.shape[0]
+        scale = np.max(layer.norm[ia]) * np.max(layer.norm[ib])
+        dscale = np.max(layer.dnorm[ia]) * np.max(layer.dnorm[ib])
+        tmax_i, tmax_j = np.max(layer.tail[:, ia], axis=1), np.max(layer.tail[:, ib], axis=1)
+        dmax_i, dmax_j = np.max(layer.dtail[:, ia], axis=1), np.max(layer.dtail[:, ib], axis=1)
+
+        def cut(r: float) -> int:
+            n_all = np.arange(terms + 1)
+            with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+                rn = r ** np.maximum(n_all - 1, 0)
+                be = rn * (tmax_i * np.max(layer.norm[ib]) + np.max(layer.pnorm[ia]) * tmax_j)
+                bd = rn * (dmax_i * np.max(layer.dnorm[ib]) + np.max(layer.dpnorm[ia]) * dmax_j)
+            tol = self.coeff_tol
+            below = np.flatnonzero((be <= tol * scale) & (bd <= tol * dscale))
+            return int(below[0]) if below.size else terms
+
+        r_hi = float(np.max(absrho)) if absrho.size else 0.0
+        n_hi = cut(r_hi)
+        n_lo = cut(min(r_hi, LOW_RHO))
+        ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
+        hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
+        e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
+        high = absrho > LOW_RHO
+        if n_hi > n_lo and np.any(high):
+            at = np.nonzero(high)
+            rh = rho[at]
+            i_at, j_at = at[0], at[-1]
+            eh, deh, d2h = (np.zeros(rh.size, dtype=self.dtype) for _ in range(3))
+            for n in range(n_hi - 1, n_lo - 1, -1):
+                d2h = d2h * rh + deh
+                deh = deh * rh + eh
+                eh = eh * rh + (ra[n, i_at] * hb[n, j_at] + qa[n, i_at] * rb[n, j_at])
+            e[at], de[at], d2[at] = eh, deh, d2h
+        for n in range(n_lo - 1, -1, -1):
+            d2 *= rho
+            d2 += de
+            de *= rho
+            de += e
+            e *= rho
+            e += outer(ra[n], hb[n])
+            e += outer(qa[n], rb[n])
+        d2 *= 2
+        cut_n = np.where(high, n_hi, n_lo)
+        with np.errstate(under="ignore"):
+            rn = absrho ** np.maximum(cut_n - 1, 0)
+
+        def tails(table, norm, pnorm):
+            def at(n):
+                return outer(table[n, ia], norm[ib]) + outer(pnorm[ia], table[n, ib])
+            return np.where(high, at(n_hi), at(n_lo))
+
+        tail_e = rn * tails(layer.tail, layer.norm, layer.pnorm)
+        tail_d = rn * tails(layer.dtail, layer.dnorm, layer.dpnorm)
+        noise = layer.noise
+        # cheap bounds first (rho = 1 in the weights), ...
+        err_e = (outer(noise[ia], layer.l1[ib]) + outer(layer.l1[ia], noise[ib])
+                 + 4 * self.eps * outer(layer.tail[0, ia] + layer.pnorm[ia],
+                                   layer.tail[0, ib] + layer.norm[ib]) + tail_e)
+        err_d = (outer(noise[ia], layer.dl1[ib]) + outer(layer.dl1[ia], noise[ib])
+                 + 4 * self.eps * outer(layer.dtail[0, ia] + layer.dpnorm[ia],
+                                   layer.dtail[0, ib] + layer.dnorm[ib]) + tail_d)
+        # ... then sums weighted by |rho|^n where they are not small enough
+        recheck = (err_e > self.rel_error * np.abs(e)) | (err_d > self.rel_error * np.abs(de))
+        if np.any(recheck):
+            at = np.nonzero(recheck)
+            i_at, j_at = at[0], at[-1]
+            r = absrho[at]
+            la, lb, dla, dlb, mag, dmag = (np.zeros(r.size, dtype=self.dtype) for _ in range(6))
+            for n in range(n_hi - 1, -1, -1):
+                dla = dla * r + la
+                dlb = dlb * r + lb
+                dmag = dmag * r + mag
+                xa, xb = np.abs(ha[n, i_at]), np.abs(hb[n, j_at])
+                ya, yb = np.abs(qa[n, i_at]), np.abs(qb[n, j_at])
+                la = la * r + (xa + ya)
+                lb = lb * r + (xb + yb)
+                mag = mag * r + (np.abs(ra[n, i_at]) * xb + ya * (np.abs(rb[n, j_at]) + yb))
+            na, nb = noise[ia][i_at], noise[ib][j_at]
+            err_e[at] = na * lb + la * nb + 4 * self.eps * mag + tail_e[at]
+            err_d[at] = na * dlb + dla * nb + 4 * self.eps * dmag + tail_d[at]
+        return e, de, d2, err_e, err_d
+
+    def _closed(self, layer: _KinkLayer, rho, pi, pj):
+        """E[p p] and its first two rho-derivatives on flat pairs (module docstring), in
+        longdouble where float64 would lose too much; rounding bounds of the first two."""
+        order = self.order
+        m = np.arange(order)
+        alpha = layer.alpha
+        beta = np.zeros_like(alpha)  # beta_i = (i+1) alpha_(i+1): E' = sum beta beta J
+        beta[:, :-1] = m[1:] * alpha[:, 1:]
+        gamma = np.zeros_like(alpha)  # gamma_i = (i+2)(i+1) alpha_(i+2): E'' (inner part)
+        gamma[:, :-2] = (m[2:] * (m[2:] - 1)) * alpha[:, 2:]
+        # rounding: the forms with |alpha|, |beta| on J(|rho|), computed in float64
+        abs_a, abs_b = np.abs(alpha).astype(float), np.abs(beta).astype(float)
+        mag_e, mag_d = _forms(np.abs(rho).astype(float), order,
+                              [(abs_a[pi], abs_a[pj]), (abs_b[pi], abs_b[pj])])[0]
+        factor = 2 * order
+        use_ld = self.dtype is LD or np.any(
+            factor * EPS * mag_e > FLOAT_ROUNDING * layer.norm[pi] * layer.norm[pj])
+        dtype = LD if use_ld else float
+        pairs = [(c[pi].astype(dtype), c[pj].astype(dtype)) for c in (alpha, beta, gamma)]
+        (e, de, d2), d_j = _forms(rho.astype(dtype), order, pairs)
+        b0i, b0j = pairs[1][0][:, 0], pairs[1][1][:, 0]
+        # d2E/drho2's boundary terms: dJ_(0,j)/drho = j D_(j-1), dJ_(0,0)/drho = delta delta
+        for j in range(1, order):
+            d2 = d2 + (b0i * pairs[1][1][:, j] + pairs[1][0][:, j] * b0j) * (j * d_j[j - 1])
+        with np.errstate(divide="ignore"):
+            d2 = d2 + b0i * b0j / (2 * np.pi * _sine(rho.astype(dtype)))
+        eps = EPS_LD if use_ld else EPS
+        out = self.dtype
+        return (e.astype(out), de.astype(out), d2.astype(out), factor * eps * mag_e,
+                factor * eps * mag_d)
+
+
+
+def _sine(rho: np.ndarray) -> np.ndarray:
+    """sqrt(1 - rho^2) = sqrt((1 - rho)(1 + rho))."""
+    return np.sqrt(np.maximum((1 - rho) * (1 + rho), 0))
+
+
+def _forms(rho: np.ndarray, order: int, pairs):
+    """sum_(m,l) x_m y_l J_(m,l)(rho) for each (x, y) in ``pairs`` (flat pairs' coefficient
+    arrays of shape (P, order)), in the float type of ``rho``, and D_j (j < order).  The
+    rows J_(m, .) come one at a time from the recurrence of the module docstring."""
+    dtype = rho.dtype.type
+    mu = _half_moments(2 * order + 2).astype(dtype)
+    s2 = _sine(rho)
+    pi_ = dtype(_PI_LD)
+    root = 1 / np.sqrt(2 * pi_)
+    d_j = np.empty((order,) + rho.shape, dtype=dtype)
+    d_j[0] = mu[0] * root
+    power = np.ones_like(rho)
+    for j in range(1, order):
+        power = power * s2
+        d_j[j] = power * (mu[j] * root)
+    col0 = np.empty_like(d_j)  # J_(m,0)
+    col0[0] = (pi_ - np.arccos(np.clip(rho, -1, 1))) / (2 * pi_)
+    for mm in range(1, order):
+        col0[mm] = rho * d_j[mm - 1] + (d_j[0] if mm == 1 else (mm - 1) * col0[mm - 2])
+    live = [([np.any(x[:, k]) for k in range(order)],
+             np.flatnonzero([np.any(y[:, k]) for k in range(order)])) for x, y in pairs]
+    ys = [y[:, cols].T for (_, y), (_, cols) in zip(pairs, live)]  # (live l, P)
+    out = [np.zeros_like(rho) for _ in pairs]
+    ls = np.arange(1, order, dtype=dtype)[:, None]
+    prev2 = prev = None
+    for mm in range(order):
+        if mm == 0:
+            row = col0
+        else:
+            row = np.empty_like(d_j)
+            row[0] = col0[mm]
+            row[1:] = rho * (ls * prev[:-1])
+            row[1:] += d_j[1:] if mm == 1 else (mm - 1) * prev2[1:]
+        for k, ((x, _), (rows_live, cols), y) in enumerate(zip(pairs, live, ys)):
+            if rows_live[mm] and cols.size:
+                out[k] += x[:, mm] * np.einsum("lp,lp->p", row[cols], y)
+        prev2, prev = prev, row
+    return out, d_j
+
