@@ -172,7 +172,7 @@ def _rectified_hermite(order: int, terms: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def gauss_legendre_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``nodes``-point Gauss-Legendre rule on [-1, 1] in numpy
     longdouble: scipy's nodes refined by Newton's method on P_M (three-term recurrence),
@@ -193,7 +193,7 @@ def gauss_legendre_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return x, 2 / ((1 - x * x) * dp * dp)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _half_line_functions(terms: int, nodes: int, length: float, dtype=float):
     """Gauss-Legendre nodes x_k on [0, length], sqrt(W_k) with W_k = w_k phi(x_k), and
     Phi[n, k] = sqrt(W_k) He_n(x_k)/sqrt(n!) (orthonormal Hermite functions by their stable
@@ -287,15 +287,21 @@ class KinkedMehlerDual:
             return split.taylor[None, :] * np.asarray(variances, dtype=LD)[:, None] ** (
                 m[None, :] / LD(2))
 
-    def _moments(self, split, variances, terms, nodes, length):
+    def _moments(self, split, variances, terms, nodes, length, only_h=False):
         """(h, E[s^2], E[s'^2], E[p^2], E[p'^2], E[r^2], E[r'^2]) by the half-line rules
-        (T and the differences s - p in longdouble)."""
+        (T and the differences s - p in longdouble); (h,) with ``only_h``."""
         x, sw, phi = _half_line_functions(terms, nodes, length, self.dtype)
         sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
         pos, neg = self._sides(split, sa, x, sw)
         sign = (-1.0) ** np.arange(terms)
         h = phi @ pos + sign[:, None] * (phi @ neg)
+        if only_h:
+            return (h,)
         dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
+        if not np.any(split.taylor):  # the plain series: p = 0, r = s
+            e_ss, e_dsds = _squares(pos, neg, self.dtype), _squares(dpos, dneg, self.dtype)
+            zero = np.zeros_like(e_ss)
+            return h, e_ss, e_dsds, zero, zero, e_ss, e_dsds
         k = split.taylor
         u = x[:, None].astype(LD) * np.sqrt(np.asarray(variances, dtype=LD))[None, :]
         poly, dpoly = np.zeros_like(u), np.zeros_like(u)
@@ -360,7 +366,7 @@ class KinkedMehlerDual:
         fixed = terms is not None
         terms = terms or 64
         while not fixed:
-            h = self._moments(split, probe, terms, *_rule(terms, top))[0]
+            h = self._moments(split, probe, terms, *_rule(terms, top), only_h=True)[0]
             r_probe, _ = self._rest(split, h, probe, terms)
             probe_norm = np.sqrt(np.sum(h * h, axis=0))
             with np.errstate(invalid="ignore"):
@@ -371,7 +377,8 @@ class KinkedMehlerDual:
         nodes, length = _rule(terms, top)
         h, e_ss, e_dsds, e_pp, e_dpdp, e_rr, e_drdr = self._moments(
             split, variances, terms, nodes, length)
-        h_fine = self._moments(split, variances, terms, nodes + nodes // 2, length)[0]
+        h_fine = self._moments(split, variances, terms, nodes + nodes // 2, length,
+                               only_h=True)[0]
         # two rules' difference: their noise, and a check (longdouble matrix products sum
         # sequentially, with more rounding than BLAS's blocked sums)
         differ = np.max(np.abs(h_fine - h), axis=0)
@@ -550,6 +557,7 @@ class KinkedMehlerDual:
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
         e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
+        kinked = bool(np.any(layer.pnorm))  # the plain series has q = 0
         high = absrho > LOW_RHO
         if n_hi > n_lo and np.any(high):
             at = np.nonzero(high)
@@ -568,7 +576,8 @@ class KinkedMehlerDual:
             de += e
             e *= rho
             e += outer(ra[n], hb[n])
-            e += outer(qa[n], rb[n])
+            if kinked:
+                e += outer(qa[n], rb[n])
         d2 *= 2
         cut_n = np.where(high, n_hi, n_lo)
         with np.errstate(under="ignore"):
@@ -591,23 +600,40 @@ class KinkedMehlerDual:
                                    layer.dtail[0, ib] + layer.dnorm[ib]) + tail_d)
         # ... then sums weighted by |rho|^n where they are not small enough
         recheck = (err_e > self.rel_error * np.abs(e)) | (err_d > self.rel_error * np.abs(de))
-        if np.any(recheck):
+        if not np.any(recheck):
+            return e, de, d2, err_e, err_d
+        if flat or np.mean(recheck) < 0.25:  # the entries that need it, gathered
             at = np.nonzero(recheck)
-            i_at, j_at = at[0], at[-1]
-            r = absrho[at]
-            la, lb, dla, dlb, mag, dmag = (np.zeros(r.size, dtype=self.dtype) for _ in range(6))
-            for n in range(n_hi - 1, -1, -1):
-                dla = dla * r + la
-                dlb = dlb * r + lb
-                dmag = dmag * r + mag
-                xa, xb = np.abs(ha[n, i_at]), np.abs(hb[n, j_at])
-                ya, yb = np.abs(qa[n, i_at]), np.abs(qb[n, j_at])
-                la = la * r + (xa + ya)
-                lb = lb * r + (xb + yb)
-                mag = mag * r + (np.abs(ra[n, i_at]) * xb + ya * (np.abs(rb[n, j_at]) + yb))
-            na, nb = noise[ia][i_at], noise[ib][j_at]
-            err_e[at] = na * lb + la * nb + 4 * self.eps * mag + tail_e[at]
-            err_d[at] = na * dlb + dla * nb + 4 * self.eps * dmag + tail_d[at]
+            i_at, j_at, r = at[0], at[-1], absrho[at]
+
+            def row(table, n):
+                return table[n, i_at]
+
+            def col(table, n):
+                return table[n, j_at]
+        else:  # most of a 2-D block: broadcast rows and columns, no gathers
+            at, r = (slice(None),) * rho.ndim, absrho
+
+            def row(table, n):
+                return table[n][:, None]
+
+            def col(table, n):
+                return table[n][None, :]
+
+        abs_h = [np.abs(t) for t in (ha, qa, ra, hb, qb, rb)]
+        la, lb, dla, dlb, mag, dmag = (np.zeros(r.shape, dtype=self.dtype) for _ in range(6))
+        for n in range(n_hi - 1, -1, -1):
+            dla = dla * r + la
+            dlb = dlb * r + lb
+            dmag = dmag * r + mag
+            xa, ya, za = (row(t, n) for t in abs_h[:3])
+            xb, yb, zb = (col(t, n) for t in abs_h[3:])
+            la = la * r + (xa + ya)
+            lb = lb * r + (xb + yb)
+            mag = mag * r + (za * xb + ya * (zb + yb))
+        na, nb = row(noise[None, ia], 0), col(noise[None, ib], 0)
+        err_e[at] = na * lb + la * nb + 4 * self.eps * mag + tail_e[at]
+        err_d[at] = na * dlb + dla * nb + 4 * self.eps * dmag + tail_d[at]
         return e, de, d2, err_e, err_d
 
     def _closed(self, layer: _KinkLayer, rho, pi, pj):
@@ -641,6 +667,12 @@ class KinkedMehlerDual:
         return (e.astype(out), de.astype(out), d2.astype(out), factor * eps * mag_e,
                 factor * eps * mag_d)
 
+
+
+def _squares(pos: np.ndarray, neg: np.ndarray, dtype) -> np.ndarray:
+    """Column sums of pos^2 + neg^2 (weighted side values: a second moment)."""
+    return (np.sum(pos.astype(LD) ** 2, axis=0) + np.sum(neg.astype(LD) ** 2, axis=0)).astype(
+        dtype)
 
 
 def _sine(rho: np.ndarray) -> np.ndarray:
