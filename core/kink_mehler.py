@@ -57,6 +57,7 @@ import numpy as np
 import scipy.special
 
 from .integrator import PairBlock
+from .mehler import hermite_function_matrix
 
 EPS = float(np.finfo(float).eps)
 LD = np.longdouble
@@ -70,8 +71,6 @@ MAX_TERMS = 1024
 COEFF_TOL = 2e-16
 #: Below this relative error bound the cheap bounds (rho = 1 weights) suffice.
 REL_ERROR = 5e-15
-#: Entries of a block with |rho| up to this get their own (shorter) cut.
-LOW_RHO = 0.8
 #: Pairs with |rho| up to this take the plain series sum_n h_n(a) h_n(b) rho^n (it
 #: converges geometrically there); the kink's closed part serves the others.
 PLAIN_RHO = 0.8
@@ -202,14 +201,7 @@ def _half_line_functions(terms: int, nodes: int, length: float, dtype=float):
     x = (t + 1) * LD(length) / 2
     weight = w * LD(length) / 2 * np.exp(-x * x / 2) / np.sqrt(2 * _PI_LD)
     sw = np.sqrt(weight)
-    roots = np.sqrt(np.arange(terms + 1, dtype=LD))
-    phi = np.empty((terms, nodes), dtype=LD)
-    phi[0] = sw
-    if terms > 1:
-        phi[1] = x * sw
-    for n in range(1, terms - 1):
-        phi[n + 1] = (x * phi[n] - roots[n] * phi[n - 1]) / roots[n + 1]
-    return x.astype(dtype), sw.astype(dtype), phi.astype(dtype)
+    return x.astype(dtype), sw.astype(dtype), hermite_function_matrix(x, sw, terms).astype(dtype)
 
 
 def _rule(terms: int, sqrt_a_max: float) -> tuple[int, float]:
@@ -299,7 +291,7 @@ class KinkedMehlerDual:
             return (h,)
         dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
         if not np.any(split.taylor):  # the plain series: p = 0, r = s
-            e_ss, e_dsds = _squares(pos, neg, self.dtype), _squares(dpos, dneg, self.dtype)
+            e_ss, e_dsds = _squares(self.dtype, pos, neg), _squares(self.dtype, dpos, dneg)
             zero = np.zeros_like(e_ss)
             return h, e_ss, e_dsds, zero, zero, e_ss, e_dsds
         k = split.taylor
@@ -312,12 +304,9 @@ class KinkedMehlerDual:
         swl = sw[:, None].astype(LD)
         poly, dpoly = poly * swl, dpoly * swl
 
-        def total(*parts):
-            return sum(np.sum(np.asarray(v, dtype=LD) ** 2, axis=0) for v in parts).astype(
-                self.dtype)
-
-        return (h, total(pos, neg), total(dpos, dneg), total(poly), total(dpoly),
-                total(pos - poly, neg), total(dpos - dpoly, dneg))
+        t = self.dtype
+        return (h, _squares(t, pos, neg), _squares(t, dpos, dneg), _squares(t, poly),
+                _squares(t, dpoly), _squares(t, pos - poly, neg), _squares(t, dpos - dpoly, dneg))
 
     def _rest(self, split, h, variances, terms):
         """r = h - q and q (longdouble sums) for these variances."""
@@ -525,8 +514,7 @@ class KinkedMehlerDual:
 
     def _series(self, layer: _KinkLayer, rho, ia, ib):
         """sum_n c_n rho^n and its first two rho-derivatives by Horner (outer products on a
-        2-D block), cut where the tail bound is below ``COEFF_TOL`` (entries with
-        |rho| <= ``LOW_RHO`` get their own, shorter cut); absolute error bounds of the
+        2-D block), cut where the tail bound is below ``COEFF_TOL``; absolute error bounds of the
         first two: coefficient noise (each h_n(a) within noise(a) of its value) weighted by
         |h_n(b)| |rho|^n, Horner's rounding and the tail."""
         flat = rho.ndim == 1
@@ -551,25 +539,14 @@ class KinkedMehlerDual:
             below = np.flatnonzero((be <= tol * scale) & (bd <= tol * dscale))
             return int(below[0]) if below.size else terms
 
-        r_hi = float(np.max(absrho)) if absrho.size else 0.0
-        n_hi = cut(r_hi)
-        n_lo = cut(min(r_hi, LOW_RHO))
+        # (:meth:`_sums` passes either the plain pairs, |rho| <= PLAIN_RHO, or the others:
+        # one cut at the largest |rho| serves each)
+        n_hi = cut(float(np.max(absrho)) if absrho.size else 0.0)
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
         e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
         kinked = bool(np.any(layer.pnorm))  # the plain series has q = 0
-        high = absrho > LOW_RHO
-        if n_hi > n_lo and np.any(high):
-            at = np.nonzero(high)
-            rh = rho[at]
-            i_at, j_at = at[0], at[-1]
-            eh, deh, d2h = (np.zeros(rh.size, dtype=self.dtype) for _ in range(3))
-            for n in range(n_hi - 1, n_lo - 1, -1):
-                d2h = d2h * rh + deh
-                deh = deh * rh + eh
-                eh = eh * rh + (ra[n, i_at] * hb[n, j_at] + qa[n, i_at] * rb[n, j_at])
-            e[at], de[at], d2[at] = eh, deh, d2h
-        for n in range(n_lo - 1, -1, -1):
+        for n in range(n_hi - 1, -1, -1):
             d2 *= rho
             d2 += de
             de *= rho
@@ -579,14 +556,11 @@ class KinkedMehlerDual:
             if kinked:
                 e += outer(qa[n], rb[n])
         d2 *= 2
-        cut_n = np.where(high, n_hi, n_lo)
         with np.errstate(under="ignore"):
-            rn = absrho ** np.maximum(cut_n - 1, 0)
+            rn = absrho ** max(n_hi - 1, 0)
 
         def tails(table, norm, pnorm):
-            def at(n):
-                return outer(table[n, ia], norm[ib]) + outer(pnorm[ia], table[n, ib])
-            return np.where(high, at(n_hi), at(n_lo))
+            return outer(table[n_hi, ia], norm[ib]) + outer(pnorm[ia], table[n_hi, ib])
 
         tail_e = rn * tails(layer.tail, layer.norm, layer.pnorm)
         tail_d = rn * tails(layer.dtail, layer.dnorm, layer.dpnorm)
@@ -669,10 +643,10 @@ class KinkedMehlerDual:
 
 
 
-def _squares(pos: np.ndarray, neg: np.ndarray, dtype) -> np.ndarray:
-    """Column sums of pos^2 + neg^2 (weighted side values: a second moment)."""
-    return (np.sum(pos.astype(LD) ** 2, axis=0) + np.sum(neg.astype(LD) ** 2, axis=0)).astype(
-        dtype)
+def _squares(dtype, *parts: np.ndarray) -> np.ndarray:
+    """Column sums of the parts' squares, summed in longdouble (weighted side values: a
+    second moment), in ``dtype``."""
+    return sum(np.sum(np.asarray(v, dtype=LD) ** 2, axis=0) for v in parts).astype(dtype)
 
 
 def _sine(rho: np.ndarray) -> np.ndarray:

@@ -88,17 +88,25 @@ def _hermite_functions(terms: int, nodes: int, dtype=float) -> tuple[np.ndarray,
     """Gauss-Hermite nodes x_k (weight N(0,1)), sqrt(w_k), and the matrix
     Phi[n, k] = sqrt(w_k) He_n(x_k)/sqrt(n!) for n < terms, by the stable recurrence of the
     orthonormal Hermite functions in longdouble, rounded to ``dtype`` at the end."""
-    ld = np.longdouble
     x, w = gauss_hermite_rule(nodes)
     sw = np.sqrt(w)
+    return x.astype(dtype), sw.astype(dtype), hermite_function_matrix(x, sw, terms).astype(dtype)
+
+
+def hermite_function_matrix(x: np.ndarray, sw: np.ndarray, terms: int) -> np.ndarray:
+    """Phi[n, k] = sw_k He_n(x_k)/sqrt(n!) for n < terms (longdouble): the orthonormal
+    Hermite functions psi_(n+1) = (x psi_n - sqrt(n) psi_(n-1)) / sqrt(n+1), started at sw,
+    stable where He_n(x_k) alone would overflow."""
+    ld = np.longdouble
+    x, sw = np.asarray(x, dtype=ld), np.asarray(sw, dtype=ld)
     roots = np.sqrt(np.arange(terms + 1, dtype=ld))
-    phi = np.empty((terms, nodes), dtype=ld)
+    phi = np.empty((terms, x.size), dtype=ld)
     phi[0] = sw
     if terms > 1:
         phi[1] = x * sw
     for n in range(1, terms - 1):
         phi[n + 1] = (x * phi[n] - roots[n] * phi[n - 1]) / roots[n + 1]
-    return x.astype(dtype), sw.astype(dtype), phi.astype(dtype)
+    return phi
 
 
 def _node_values(s, variances: np.ndarray, nodes: int, terms: int) -> tuple[np.ndarray,
