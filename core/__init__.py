@@ -52,8 +52,30 @@ __all__ = [
     "hookimpl",
 ]
 
-from .deep_kernels import Kernels, kernel_layers, kernels  # noqa: E402
-from .dual_activation import dual  # noqa: E402
-from .regression import KernelRegressor, kernel_regression  # noqa: E402
+#: Public names defined in modules that import SciPy and scikit-learn: loaded on first use
+#: (PEP 562), so ``import hgmntk`` and the CLI start without them.
+_LAZY = {
+    "Kernels": "deep_kernels",
+    "kernel_layers": "deep_kernels",
+    "kernels": "deep_kernels",
+    "dual": "dual_activation",
+    "KernelRegressor": "regression",
+    "kernel_regression": "regression",
+}
 
-__all__ += ["KernelRegressor", "Kernels", "dual", "kernel_layers", "kernel_regression", "kernels"]
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hgmntk' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -67,6 +68,74 @@ def _num(v: float) -> str:
     return "inf" if math.isinf(v) else repr(float(v))
 
 
+class LazySystems(Mapping[str, PfaffianSystem]):
+    """The Pfaffian systems of an activation file, parsed on first use.
+
+    Parsing a system turns thousands of decimal fractions into exact ones (gelu's take about
+    a second), and most calls need none of them (a closed form, a listing), or only one
+    dual's.  The JSON of each system is checked for its shape when the file is read and
+    parsed into a :class:`~hgmntk.system.PfaffianSystem` the first time it is looked up; a
+    corrupt system then raises :class:`~hgmntk.ActivationFileError` naming the file.
+    """
+
+    def __init__(self, raw: Mapping[str, Mapping], source: str = "") -> None:
+        for key, data in raw.items():
+            if not isinstance(data, Mapping):
+                raise TypeError(f"dual {key!r} is not a JSON object")
+            monomials, matrices = data["standard_monomials"], data["pfaffian"]
+            if len(matrices) != len(data["variables"]):
+                raise ValueError(f"dual {key!r}: one Pfaffian matrix per variable expected")
+            if int(data.get("rank", len(monomials))) != len(monomials):
+                raise ValueError(f"dual {key!r}: stored rank differs from the standard monomials")
+        self._raw = dict(raw)
+        self._parsed: dict[str, PfaffianSystem] = {}
+        self._source = source
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> PfaffianSystem:
+        system = self._parsed.get(key)
+        if system is not None:
+            return system
+        data = self._raw[key]  # KeyError for an unknown dual, as a dict
+        with self._lock:
+            if key not in self._parsed:
+                try:
+                    self._parsed[key] = PfaffianSystem.from_json(data)
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                    raise ActivationFileError(
+                        f"{self._source or 'activation data'}: corrupt Pfaffian system of dual "
+                        f"{key!r} ({type(exc).__name__}: {exc}); delete the file and re-derive, "
+                        "or reinstall the plugin that ships it"
+                    ) from exc
+            return self._parsed[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def rank(self, key: str) -> int:
+        """The holonomic rank of dual ``key`` without parsing its system."""
+        return len(self._raw[key]["standard_monomials"])
+
+    def to_json(self, key: str) -> dict:
+        """The JSON of dual ``key``: as read if it was never parsed."""
+        if key in self._parsed:
+            return self._parsed[key].to_json()
+        return json.loads(json.dumps(self._raw[key]))
+
+    def __getstate__(self) -> dict:
+        return {"_raw": self._raw, "_parsed": self._parsed, "_source": self._source}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LazySystems({sorted(self._raw)}, parsed={sorted(self._parsed)})"
+
+
 @dataclass(frozen=True)
 class Activation:
     """One activation function and everything hgmntk needs to compute its kernels."""
@@ -105,7 +174,7 @@ class Activation:
                 description=str(data.get("description", "")),
                 annihilators={k: tuple(v) for k, v in data.get("annihilators", {}).items()},
                 homogeneity=dict(data.get("homogeneity", {})),
-                duals={k: PfaffianSystem.from_json(v) for k, v in data.get("duals", {}).items()},
+                duals=LazySystems(data.get("duals", {}), source),
                 collinear={
                     k: CollinearData.from_json(v) for k, v in data.get("collinear", {}).items()
                 },
@@ -144,7 +213,7 @@ class Activation:
             "holonomic": self.holonomic,
             "annihilators": {k: list(v) for k, v in self.annihilators.items()},
             "homogeneity": dict(self.homogeneity),
-            "duals": {k: v.to_json() for k, v in self.duals.items()},
+            "duals": {k: self.dual_json(k) for k in self.duals},
             "collinear": {k: v.to_json() for k, v in self.collinear.items()},
             "provenance": dict(self.provenance),
         }
@@ -176,6 +245,18 @@ class Activation:
         side = {"ss": "s", "dsds": "ds"}.get(key)
         k = self.homogeneity.get(side) if side else None
         return None if k is None else (float(k), float(k))
+
+    def dual_rank(self, key: str) -> int:
+        """Holonomic rank of the Pfaffian system of dual ``key`` (parses nothing)."""
+        if isinstance(self.duals, LazySystems):
+            return self.duals.rank(key)
+        return self.duals[key].rank
+
+    def dual_json(self, key: str) -> dict:
+        """The JSON of the Pfaffian system of dual ``key`` (parses nothing if not yet parsed)."""
+        if isinstance(self.duals, LazySystems):
+            return self.duals.to_json(key)
+        return self.duals[key].to_json()
 
     def function_expression(self, key: str) -> str | None:
         """The SymPy expression of the function on each side of dual ``key``."""

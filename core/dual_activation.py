@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activation import DUAL_KEYS, Activation
-from .collinear import collinear_values
 from .covariance import Covariances
+from .diagonal_memory import remembered_diagonals
 from .errors import (
     DerivationError,
     InvalidInputError,
@@ -39,7 +39,6 @@ from .errors import (
     UnknownActivationError,
     UnknownIntegratorError,
 )
-from .hgm import remembered_diagonals
 from .integrator import Integrator
 
 PRICE_ANGLE = 0.5
@@ -235,6 +234,8 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
     same = np.full(n, np.nan, dtype=values.dtype)
     opposite = np.full(n, np.nan, dtype=values.dtype)
     if np.any(wanted):
+        from .collinear import collinear_values
+
         same[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], 1.0)
         opposite[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], -1.0)
     at_same = singular & (cov.c >= 0)

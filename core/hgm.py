@@ -25,14 +25,13 @@ x11 x22 - x12^2 = 1/(4 det L) of the denominators is passed to the evaluator exa
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import mpmath
 import numpy as np
 
 from .covariance import Covariances
+from .diagonal_memory import DIAGONALS, DIAGONALS_MAX
 from .errors import IntegrationError
 from .odes import solve_batched
 from .system import PfaffianSystem
@@ -57,27 +56,6 @@ def base_covariance(system: PfaffianSystem) -> tuple[float, float, np.ndarray]:
     return -0.5 / x11, -0.5 / x22, g0
 
 
-#: Solved diagonal paths while :func:`remembered_diagonals` is active, by system:
-#: {(rtol, probe, a, b): (G, error)}.
-_DIAGONALS: ContextVar[dict | None] = ContextVar("hgmntk_diagonals", default=None)
-_DIAGONALS_MAX = 1 << 16
-
-
-@contextmanager
-def remembered_diagonals():
-    """Within this context :func:`diagonal_path` keeps what it solved: one evaluation's
-    direct values, Price's nodes and competing attempts ask for the same diagonals again.
-    (Outside it nothing is kept, so a value never depends on earlier calls.)"""
-    if _DIAGONALS.get() is not None:
-        yield
-        return
-    token = _DIAGONALS.set({})
-    try:
-        yield
-    finally:
-        _DIAGONALS.reset(token)
-
-
 def diagonal_path(
     system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +63,7 @@ def diagonal_path(
 
     ``probe`` perturbs the initial vector (relative, see :func:`perturbed`); see
     :func:`remembered_diagonals`."""
-    memory = _DIAGONALS.get()
+    memory = DIAGONALS.get()
     if memory is None:
         return _solve_diagonal(system, a, b, rtol=rtol, probe=probe)
     entry = memory.get(id(system))
@@ -96,7 +74,7 @@ def diagonal_path(
     keys = [(rtol, probe, x, y) for x, y in zip(a.tolist(), b.tolist())]
     missing = [i for i, k in enumerate(keys) if k not in known]
     if missing:
-        if len(known) + len(missing) > _DIAGONALS_MAX:
+        if len(known) + len(missing) > DIAGONALS_MAX:
             known.clear()
         g, err = _solve_diagonal(system, a[missing], b[missing], rtol=rtol, probe=probe)
         for i, gi, ei in zip(missing, g, err):

@@ -7,19 +7,19 @@ hook a third-party integrator uses.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hgmntk.angle_table import AngleTable, HomogeneousBlock
-from hgmntk.continuation import precise_values
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
-from hgmntk.hgm import angle_sweep, solve_by_pairs
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
-from hgmntk.kink_mehler import KinkedMehlerDual, kink_split
-from hgmntk.longdouble import lambdify_longdouble
-from hgmntk.mehler import MehlerDual, is_entire_expression
+
+if TYPE_CHECKING:  # the numerical modules load when an integrator first runs (start-up)
+    from hgmntk.angle_table import HomogeneousBlock
+    from hgmntk.kink_mehler import KinkedMehlerDual
+    from hgmntk.mehler import MehlerDual
 
 _SIDE = {"ss": "s", "dsds": "ds"}
 _MEHLER: dict[int, MehlerDual | KinkedMehlerDual | None] = {}
@@ -31,6 +31,8 @@ _ANGLE: dict[tuple[int, str], HomogeneousBlock | None] = {}
 def angle_evaluator(activation, key: str) -> HomogeneousBlock | None:
     """One angle-table evaluator per activation object and dual (None if the table misses
     its accuracy)."""
+    from hgmntk.angle_table import AngleTable, HomogeneousBlock
+
     at = (id(activation), key)
     if at not in _ANGLE:
         table = AngleTable(activation.duals[key])
@@ -43,6 +45,10 @@ def mehler_evaluator(activation) -> MehlerDual | KinkedMehlerDual | None:
     """One Mehler evaluator per activation object: :class:`MehlerDual` when s is entire,
     :class:`KinkedMehlerDual` when s is continuous with a kink at 0 between two entire
     sides (resin, elu); None otherwise (or for a positively homogeneous dual)."""
+    from hgmntk.kink_mehler import KinkedMehlerDual, kink_split
+    from hgmntk.longdouble import lambdify_longdouble
+    from hgmntk.mehler import MehlerDual, is_entire_expression
+
     key = id(activation)
     if key not in _MEHLER:
         s = activation.numeric_functions.get("s")
@@ -125,6 +131,8 @@ class HolonomicGradient(Integrator):
         values, error = result.values, result.error
         bad = ~(error <= rtol * np.abs(values)) & ~(error == 0)
         if np.any(bad):
+            from hgmntk.continuation import precise_values
+
             idx = np.flatnonzero(bad)
             sub = cov.take(idx)
             vals, errs = precise_values(activation, key, sub, rtol=rtol, dtype=values.dtype)
@@ -149,6 +157,8 @@ class HolonomicGradient(Integrator):
     def _float_values(activation, key, cov, rtol, chunk):
         """The float paths: the angle sweep for homogeneous pairs, else one angle
         trajectory per (a, b) in chunks; unreached targets get NaN and an infinite error."""
+        from hgmntk.hgm import angle_sweep, solve_by_pairs
+
         system = activation.duals[key]
         degrees = activation.pair_homogeneity(key)
         if degrees is not None:

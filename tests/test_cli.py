@@ -277,12 +277,54 @@ def test_activations_show_json(capsys):
     ss = data["duals"]["ss"]
     assert ss["rank"] == len(ss["standard_monomials"]) == len(ss["initial_values"])
     assert ss["standard_monomials"][0] == "1"
-    assert set(ss["pfaffian"]) == {"x11", "x12", "x22"}
-    assert len(ss["pfaffian"]["x12"]) == ss["rank"]
+    assert "pfaffian" not in ss and "ideal" not in ss  # sizes only without --full
+    assert ss["ideal_generators"] == 3
+    assert set(ss["sizes"]["matrices"]) == {"x11", "x12", "x22"}
     assert data["duals"]["dsds"]["rank"] == 1
     # --json before the action works as well
     code, out2, _ = run(capsys, "activations", "--json", "show", "step")
     assert code == 0 and json.loads(out2)["name"] == "step"
+
+
+@pytest.mark.parametrize("name", ["relu", "step", "erf"])
+def test_activations_show_full_json_is_the_system(capsys, name):
+    """--full --json prints every entry; read back by SymPy, each is P_i of the system."""
+    import sympy
+
+    from hgmntk.plugin_manager import get_registry
+
+    code, out, _ = run(capsys, "activations", "show", name, "--json", "--full")
+    assert code == 0
+    data = json.loads(out)
+    act = get_registry().activations[name]
+    for key, record in data["duals"].items():
+        system = act.duals[key]
+        syms = sympy.symbols(system.variables)
+        names = dict(zip(syms, syms, strict=True))
+        factors = {n: sympy.sympify(t, locals=names) for n, t in record["factors"].items()}
+        assert set(record["pfaffian"]) == set(system.variables)
+        assert len(record["ideal"]) == record["ideal_generators"] == len(system.ideal)
+        for expected, var in zip(system.matrices_sympy(), system.variables, strict=True):
+            shown = record["pfaffian"][var]
+            den = sympy.sympify(shown["denominator"], locals={**names, **factors})
+            rows = shown["numerators"]
+            assert len(rows) == system.rank
+            got = sympy.Matrix([[sympy.sympify(e, locals=names) / den for e in r] for r in rows])
+            assert sympy.simplify(got - expected) == sympy.zeros(system.rank)
+
+
+def test_activations_show_summarises_large_systems(capsys):
+    """gelu's systems (2.6 MB of JSON) show as a summary; --full prints every entry."""
+    code, out, _ = run(capsys, "activations", "show", "gelu")
+    assert code == 0
+    assert len(out) < 30_000 and max(len(line) for line in out.splitlines()) < 400
+    assert "dual ss = E[s(u) s(v)]: rank 5" in out
+    assert "standard monomials: 1, d12, d22, d11, d12^2" in out
+    assert "17 of 25 entries nonzero" in out and "--full prints every entry" in out
+    assert "(100151 characters)" in out  # a long ideal generator, cut
+    code, full, _ = run(capsys, "activations", "show", "gelu", "--full")
+    assert code == 0 and len(full) > 2_000_000
+    assert "N[4,4] = " in full and "characters)" not in full
 
 
 def test_warnings_are_one_line(capsys, tmp_path):

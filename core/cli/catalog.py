@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from typing import Any, TextIO
 
+from . import system_text
 from .authoring import _backend_infos, _print_backends
 from .common import (
     EXIT_OK,
@@ -46,27 +46,30 @@ def add_activations_parser(sub: argparse._SubParsersAction) -> None:
         help="details of one activation",
         description="Show an activation: expression, derivative, annihilators and, for each "
         "dual, the rank, standard monomials, ideal, base point, initial values and the "
-        "Pfaffian matrices P_x with dF/dx = P_x F, and where the data come from.",
+        "Pfaffian matrices P_x with dF/dx = P_x F (numerators over one factored "
+        "denominator, as stored), and where the data come from.  Ideal generators and "
+        "factors longer than 400 characters are cut, matrices longer than 2000 summarised "
+        "by their sizes, unless --full is given (gelu's full text is about 3 MB: redirect "
+        "it to a file).",
         epilog="examples:\n"
         "  hgmntk activations show relu\n"
-        "  hgmntk activations show relu --json | python -m json.tool",
+        "  hgmntk activations show gelu --full > gelu.txt\n"
+        "  hgmntk activations show relu --json --full | python -m json.tool",
     )
     ps.add_argument("name", metavar="NAME", help="activation name (or expression in u)")
     ps.add_argument(
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="machine-readable JSON output",
+        help="machine-readable JSON output (sizes only; with --full also the ideal, the "
+        "denominator factors and every matrix entry)",
+    )
+    ps.add_argument(
+        "--full",
+        action="store_true",
+        help="print every ideal generator and every matrix entry, however long",
     )
     ps.set_defaults(func=cmd_activations)
-
-
-def _monomial(exponents: Sequence[int], variables: Sequence[str]) -> str:
-    """(i, j, k) -> 'd11^i d12^j d22^k' (zero exponents left out, '1' for the constant)."""
-    names = [("d" + v[1:]) if v.startswith("x") else f"d{v}" for v in variables]
-    parts = [n if e == 1 else f"{n}^{e}" for n, e in zip(names, exponents, strict=True) if e]
-    return " ".join(parts) or "1"
-
 
 
 def cmd_activations(args: argparse.Namespace, out: TextIO) -> int:
@@ -80,7 +83,7 @@ def cmd_activations(args: argparse.Namespace, out: TextIO) -> int:
         records.append(
             {
                 "name": name,
-                "rank": {k: s.rank for k, s in act.duals.items()},
+                "rank": {k: act.dual_rank(k) for k in act.duals},
                 "homogeneity": act.homogeneity.get("s"),
                 "closed_form": sorted(act.closed_forms),
                 "holonomic": act.holonomic,
@@ -109,33 +112,49 @@ def cmd_activations(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _system_record(system) -> dict[str, Any]:
-    import sympy
-
-    matrices = system.matrices_sympy()
-    return {
-        "pair": list(system.pair),
-        "variables": list(system.variables),
-        "rank": system.rank,
-        "standard_monomials": [_monomial(m, system.variables) for m in system.standard_monomials],
-        "ideal": list(system.ideal),
-        "base_point": dict(zip(system.variables, system.base_point, strict=True)),
-        "initial_values": list(system.initial_values),
-        "pfaffian": {
-            v: [[sympy.sstr(e) for e in row] for row in m.tolist()]
-            for v, m in zip(system.variables, matrices, strict=True)
-        },
-        "_sympy": matrices,
+def _dual_record(system: dict, full: bool) -> dict[str, Any]:
+    """The JSON record of one dual: its shape and sizes; the ideal and matrices if ``full``."""
+    variables = system["variables"]
+    record: dict[str, Any] = {
+        "pair": list(system.get("pair", ("s", "s"))),
+        "variables": list(variables),
+        "rank": len(system["standard_monomials"]),
+        "standard_monomials": [
+            system_text.monomial(m, variables) for m in system["standard_monomials"]
+        ],
+        "ideal_generators": len(system.get("ideal", [])),
+        "base_point": dict(zip(variables, system["base_point"], strict=True)),
+        "initial_values": list(system["initial_values"]),
+        "sizes": system_text.summary(system),
     }
+    if full:
+        names = system_text.factor_names(system)
+        record["ideal"] = list(system.get("ideal", []))
+        record["factors"] = {
+            n: system_text.polynomial(f, variables)
+            for n, f in zip(names, system.get("factors", []), strict=True)
+        }
+        record["pfaffian"] = {
+            v: {
+                "denominator": system_text.denominator(system["pfaffian"][i], names),
+                "numerators": system_text.matrix_rows(system, i),
+            }
+            for i, v in enumerate(variables)
+        }
+    return record
 
 
 def cmd_activations_show(args: argparse.Namespace, out: TextIO) -> int:
-    """``hgmntk activations show NAME``: everything hgmntk knows about one activation."""
-    import sympy
+    """``hgmntk activations show NAME``: what hgmntk knows about one activation.
 
+    A summary by default (large ideals and matrices by their sizes); ``--full`` prints
+    every generator and every matrix entry.  Reads the stored JSON: nothing is parsed into
+    fractions or SymPy, so even gelu's 2.6 MB of systems show at once.
+    """
     act = resolve_activation(args.name)
     reg = registry()
-    duals = {k: _system_record(s) for k, s in act.duals.items()}
+    full = bool(getattr(args, "full", False))
+    systems = {k: act.dual_json(k) for k in act.duals}
     record = {
         "name": act.name,
         "description": act.description,
@@ -146,7 +165,7 @@ def cmd_activations_show(args: argparse.Namespace, out: TextIO) -> int:
         "annihilators": {k: list(v) for k, v in act.annihilators.items()},
         "closed_forms": sorted(act.closed_forms),
         "collinear": {k: v.to_json() for k, v in act.collinear.items()},
-        "duals": {k: {kk: vv for kk, vv in d.items() if kk != "_sympy"} for k, d in duals.items()},
+        "duals": {k: _dual_record(s, full) for k, s in systems.items()},
         "provenance": dict(act.provenance),
         "plugin": reg.origin.get(("activation", act.name)),
         "source": act.source,
@@ -168,24 +187,10 @@ def cmd_activations_show(args: argparse.Namespace, out: TextIO) -> int:
     for side, ops in act.annihilators.items():
         w(f"  annihilators of {side}: {'; '.join(ops)}\n")
     labels = {"ss": "E[s(u) s(v)]", "dsds": "E[s'(u) s'(v)]"}
-    for key, d in duals.items():
-        w(f"\ndual {key} = {labels.get(key, key)}: rank {d['rank']}\n")
-        w(f"  standard monomials: {', '.join(d['standard_monomials'])}\n")
-        if d["ideal"]:
-            w("  ideal:\n")
-            for g in d["ideal"]:
-                w(f"    {g}\n")
-        bp = ", ".join(f"{k} = {v}" for k, v in d["base_point"].items())
-        w(f"  base point: {bp}\n")
-        w("  initial values F(base point):\n")
-        for m, v in zip(d["standard_monomials"], d["initial_values"], strict=True):
-            w(f"    {m:<14} {v}\n")
-        w("  Pfaffian matrices dF/dx = P(x) F:\n")
-        for v, m in zip(d["variables"], d["_sympy"], strict=True):
-            w(f"    P_{v} =\n")
-            pretty = sympy.pretty(m, use_unicode=False, wrap_line=False)
-            for line in pretty.splitlines():
-                w(f"      {line}\n")
+    for key, system in systems.items():
+        rank = len(system["standard_monomials"])
+        w(f"\ndual {key} = {labels.get(key, key)}: rank {rank}\n")
+        system_text.write_system(system, w, full=full)
     if act.collinear:
         w("\ncollinear data (rho = +-1):\n")
         for k, v in act.collinear.items():

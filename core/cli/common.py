@@ -271,11 +271,12 @@ def resolve_activation(text: str, method: str = "auto"):
     """
     from ..dual_activation import get_activation, get_integrator, no_system_hint
     from ..errors import InvalidInputError
-    from ..expressions import parse_activation_expression
 
     reg = registry()
     if text in reg.activations:
         return reg.activations[text]
+    from ..expressions import parse_activation_expression  # SymPy: only for expressions
+
     try:
         parse_activation_expression(text)
     except InvalidInputError:
