@@ -4,7 +4,8 @@ On det L = 0 the 2-D Pfaffian system does not apply (x = -1/2 L^-1 does not exis
 value is a 1-D Gaussian expectation: for positively homogeneous pairs of degrees (k1, k2) it
 is a^(k1/2) b^(k2/2) times a stored constant (``same`` for rho = 1, ``opposite`` for
 rho = -1); otherwise it is computed by adaptive 1-D quadrature of the activation's
-expression (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
+expression (where s' has Dirac terms, the jumps of s, their terms in closed form: infinite
+where two deltas meet, as E[s's'] of any jump on the diagonal) (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
 pieces of the activations hgmntk ships).  Where the value is much smaller than the integral
 of the absolute integrand (oscillating activations at large variance: E[sin(10 U)
 sin(0.01 U)] ~ 2e-23), float64 quadrature cannot resolve it; those pairs are recomputed
@@ -112,6 +113,62 @@ def _gauss_1d(f1, f2, sa: float, sb: float, exact=None) -> float:
     return total / math.sqrt(2 * math.pi)
 
 
+def _delta_expectation(h, weight: float, t: float, s: float) -> float:
+    """weight * E[delta(s U - t) h(U)] = weight * h(t/s) phi(t/s) / |s|, U ~ N(0, 1)."""
+    if s == 0.0:
+        if t == 0.0:
+            raise NotApplicableError(
+                "a zero variance puts the Dirac term of s' at u = 0 on every sample: the "
+                "dual is delta(0) times an expectation, not a number; give inputs (or a "
+                "bias) with nonzero variance"
+            )
+        return 0.0
+    z = t / s
+    return weight * float(h(z)) * math.exp(-0.5 * z * z) / (abs(s) * math.sqrt(2 * math.pi))
+
+
+def _dirac_collinear(activation, key: str, sa: float, sb: float) -> float:
+    """E[s'(sa U) s'(sb U)] for s' = g + sum_j w_j delta(u - t_j) (see :func:`dirac_split`).
+
+    = E[g g] (quadrature) + the cross terms w_j E[delta(sa U - t_j) g(sb U)] and the mirror
+    one (closed form) + the delta-delta terms, infinite where two deltas sit on the same
+    U (t_j / sa = t_k / sb), with the sign of their weights: E[delta(u) delta(v)] on a
+    singular covariance, as for the step function.
+    """
+    from .expressions import dirac_split, lambdify_activation
+
+    expression = activation.function_expression(key)
+    split = dirac_split(expression) if expression else None
+    if split is None:
+        raise NotApplicableError(
+            f"activation {activation.name!r}: cannot evaluate the {key} dual on a singular "
+            f"covariance (rho = +-1): s' = {expression} has Dirac terms of a form hgmntk "
+            "does not integrate (constant weights, linear arguments expected)"
+        )
+    smooth, deltas = split
+    g = lambdify_activation(smooth)
+    value = 0.0
+    if smooth != "0":
+        gm = _mp_function(smooth)
+        value = _gauss_1d(g, g, sa, sb, (gm, gm))
+    for w, t in deltas:
+        value += _delta_expectation(lambda z: g(np.array(sb * z)), w, t, sa)
+        value += _delta_expectation(lambda z: g(np.array(sa * z)), w, t, sb)
+    signs = set()
+    for w1, t1 in deltas:
+        for w2, t2 in deltas:
+            if t1 * sb == t2 * sa:  # both deltas at the same U: delta(0)-like, infinite
+                if sa == 0.0 or sb == 0.0:
+                    _delta_expectation(g, 1.0, 0.0, 0.0)  # raises: zero variance at 0
+                signs.add(math.copysign(1.0, w1 * w2))
+    if len(signs) > 1:
+        raise NotApplicableError(
+            f"activation {activation.name!r}: the {key} dual on a singular covariance is "
+            "infinity minus infinity (Dirac terms of opposite signs meet)"
+        )
+    return signs.pop() * math.inf if signs else value
+
+
 def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
     """E[s1(sqrt(a) U) s2(sign sqrt(b) U)] for arrays a, b >= 0 and sign = +-1."""
     a, b, sign = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, sign)))
@@ -124,8 +181,15 @@ def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
             scale = half_power(a, k1) * half_power(b, k2)
         out = np.where(const == 0, 0.0, const * scale)
         return out
-    f1, f2 = _side_functions(activation, key)
     expression = activation.function_expression(key)
+    side = {"ss": "s", "dsds": "ds"}[key]
+    if side not in activation.numeric_functions and expression and "DiracDelta" in expression:
+        out = np.empty(a.shape)
+        for idx in np.ndindex(a.shape):
+            sa, sb = math.sqrt(float(a[idx])), float(sign[idx]) * math.sqrt(float(b[idx]))
+            out[idx] = _dirac_collinear(activation, key, sa, sb)
+        return out
+    f1, f2 = _side_functions(activation, key)
     exact = None
     out = np.empty(a.shape)
     cache: dict[tuple[float, float, float], float] = {}

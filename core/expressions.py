@@ -215,6 +215,37 @@ def _reduce_deltas(deriv: sympy.Expr) -> sympy.Expr:
 
 
 @lru_cache(maxsize=128)
+def dirac_split(text: str) -> tuple[str, tuple[tuple[float, float], ...]] | None:
+    """s' = g(u) + sum_j w_j delta(u - t_j): (the text of g, ((w_j, t_j), ...)).
+
+    For a derivative written as :func:`derivative_expression` writes it (order-0 deltas of
+    linear arguments with constant weights); None if a Dirac term has another form.  The
+    jump points and weights are floats (they place the delta on the Gaussian's axis).
+    """
+    expr = parse_activation_expression(text)
+    if expr.has(sympy.DiracDelta):
+        expr = _reduce_deltas(expr)  # f(u) delta(u - p) -> f(p) delta(u - p)
+    expr = sympy.expand(expr)
+    smooth = sympy.Integer(0)
+    terms: dict[float, float] = {}
+    for term in sympy.Add.make_args(expr):
+        if not term.has(sympy.DiracDelta):
+            smooth += term
+            continue
+        deltas = [f for f in sympy.Mul.make_args(term) if isinstance(f, sympy.DiracDelta)]
+        if len(deltas) != 1 or len(deltas[0].args) != 1:
+            return None
+        weight = term / deltas[0]
+        arg = deltas[0].args[0]
+        if weight.has(U) or not arg.is_polynomial(U) or sympy.degree(arg, U) != 1:
+            return None
+        (point,) = sympy.solve(arg, U)
+        t = float(point)  # delta(k (u - t)) = delta(u - t) / |k|
+        terms[t] = terms.get(t, 0.0) + float(weight / abs(sympy.Poly(arg, U).LC()))
+    return sympy.sstr(smooth), tuple((w, t) for t, w in sorted(terms.items()) if w != 0)
+
+
+@lru_cache(maxsize=128)
 def quadrature_activation(text: str):
     """An :class:`~hgmntk.Activation` of the expression ``text`` for quadrature integrators.
 

@@ -138,3 +138,79 @@ def test_derived_from_expression_matches_quadrature(expr, derivative):
     for i, (ai, bi, ci) in enumerate(POINTS):
         ref = _reference(CASES[expr], ai, bi, ci, derivative)
         assert abs(got[i] - ref) <= TOL * abs(ref), (expr, derivative, POINTS[i], got[i], ref)
+
+
+def test_dirac_split_of_derivatives():
+    from hgmntk.expressions import dirac_split
+
+    assert dirac_split("-sin(u)*Heaviside(u) + DiracDelta(u)") == (
+        "-sin(u)*Heaviside(u)",
+        ((1.0, 0.0),),
+    )
+    # delta(k (u - t)) = delta(u - t) / |k|; f(u) delta(u - p) = f(p) delta(u - p)
+    assert dirac_split("2*DiracDelta(u - 1) - 3*DiracDelta(1 - 2*u) + exp(u)") == (
+        "exp(u)",
+        ((-1.5, 0.5), (2.0, 1.0)),
+    )
+    assert dirac_split("u*DiracDelta(u) + cos(u)*DiracDelta(u)") == ("0", ((1.0, 0.0),))
+    assert dirac_split("DiracDelta(u**2 - 1)") is None
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_kernels_of_a_derived_jump_activation(depth):
+    """Heaviside(u) cos(u) jumps at 0: its NNGP is finite everywhere, its NTK is inf exactly
+    on the diagonal (E[s's'] of the Dirac term) and finite elsewhere.  Depth 1 is checked
+    against the quadrature reference of the duals (NNGP = w^2 E[s s] + b^2 and NTK = NNGP +
+    Sigma_0 w^2 E[s' s']), depth 2 against the recursion on those references."""
+    expr, w, bias = "Heaviside(u)*cos(u)", 1.3, 0.2
+    x = np.array([[0.3, -0.8], [1.1, 0.4], [-0.5, 0.9]])
+    layers = hgmntk.kernel_layers(x, activation=expr, depth=depth, w_std=w, b_std=bias)
+    n = len(x)
+    sigma = w**2 * (x @ x.T) / x.shape[1] + bias**2
+    ntk = sigma.copy()
+    for k in layers:
+        assert np.all(np.isfinite(k.nngp))
+        assert np.all(np.isinf(np.diag(k.ntk))) and np.all(np.diag(k.ntk) > 0)
+        new_sigma, new_ntk = np.empty_like(sigma), np.full_like(sigma, np.inf)
+        for i in range(n):
+            for j in range(n):
+                a, b, c = sigma[i, i], sigma[j, j], sigma[i, j]
+                if i == j:
+                    new_sigma[i, i] = w**2 * _gauss(lambda t: _rcos(t) ** 2, a) + bias**2
+                    continue
+                new_sigma[i, j] = w**2 * _reference(CASES[expr], a, b, c, False) + bias**2
+                dot = w**2 * _reference(CASES[expr], a, b, c, True)
+                new_ntk[i, j] = new_sigma[i, j] + ntk[i, j] * dot
+        sigma, ntk = new_sigma, new_ntk
+        np.testing.assert_allclose(k.nngp, sigma, rtol=1e-10, atol=0)
+        off = ~np.eye(n, dtype=bool)
+        np.testing.assert_allclose(k.ntk[off], ntk[off], rtol=1e-10, atol=0)
+
+
+def test_collinear_derivative_dual_of_a_jump():
+    """E[s'(u) s'(v)] on a singular covariance: inf where the deltas meet (rho = +-1 with a
+    jump at 0); a jump away from 0 meets its mirror image only at rho = 1."""
+    rcos = "Heaviside(u)*cos(u)"
+    assert hgmntk.dual(rcos, 1.0, 2.0, math.sqrt(2.0), derivative=True) == math.inf
+    assert hgmntk.dual(rcos, 1.0, 2.0, -math.sqrt(2.0), derivative=True) == math.inf
+    from hgmntk.collinear import collinear_values
+    from hgmntk.expressions import quadrature_activation
+
+    # s = Y(u - 1) + Y(u) sin(u) (no system: the collinear values alone): s' = delta(u - 1) +
+    # g with g = Y(u) cos(u) + delta(u) * 0; the deltas meet only when sqrt(a) = sqrt(b)
+    shifted = quadrature_activation("Heaviside(u - 1) + Heaviside(u)*sin(u)")
+    assert "DiracDelta(u - 1)" in shifted.derivative
+    assert collinear_values(shifted, "dsds", 1.0, 1.0, 1.0) == math.inf
+    # a = 1, b = 4, rho = 1: u = U, v = 2U; delta(U - 1) delta(2U - 1) never meet, so
+    # E[s's'] = E[g(U) g(2U)] + g(2) phi(1) + g(1/2) phi(1/2) / 2
+    g = lambda t: math.cos(t) if t > 0 else 0.0  # noqa: E731
+    ref = _quad(lambda z: _phi(z) * g(z) * g(2 * z), [0.0]) + g(2.0) * _phi(1.0)
+    ref += g(0.5) * _phi(0.5) / 2
+    got = collinear_values(shifted, "dsds", 1.0, 4.0, 1.0)
+    assert got == pytest.approx(ref, rel=1e-12)
+    # rho = -1: v = -2U; g(U) g(-2U) = 0 (supports U > 0 and U < 0), delta(U - 1) meets
+    # g(-2) = 0 and delta(-2U - 1) sits at U = -1/2 where g(U) = 0: every term vanishes
+    assert collinear_values(shifted, "dsds", 1.0, 4.0, -1.0) == 0.0
+    # a zero variance puts a delta at u = 0 on every sample: a clear error, not a number
+    with pytest.raises(hgmntk.NotApplicableError, match="zero variance"):
+        collinear_values(quadrature_activation("Heaviside(u)"), "dsds", 0.0, 1.0, 1.0)

@@ -138,6 +138,14 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
         f"({k.activation}, depth {k.depth}, method {k.method})",
         file=out,
     )
+    infinite = int(np.count_nonzero(np.isinf(k.ntk)))
+    if infinite:
+        print(
+            f"note: {infinite} NTK entries are inf: s' has a Dirac term (s jumps), and "
+            "E[s'(u) s'(v)] diverges on collinear inputs (rho = +-1, the diagonal "
+            "included); the NNGP is finite",
+            file=out,
+        )
     return EXIT_OK
 
 
