@@ -67,11 +67,16 @@ __all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hgmntk' has no attribute {name!r}")
     import importlib
 
+    module = _LAZY.get(name)
+    if module is None:  # a submodule (hgmntk.plugin_manager, ...), imported on first use
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'hgmntk' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
