@@ -10,7 +10,26 @@ With training inputs X, targets Y, test inputs x and a ridge term lam:
   S(x,x) + T_x T^-1 S T^-1 T_x' - (T_x T^-1 S(X, x) + S(x, X) T^-1 T_x'),
   with T = NTK, S = NNGP and T^-1 meaning (T(X, X) + lam I)^-1.
 
-Both solve with a Cholesky factorisation of the regularised training kernel.
+Two different uncertainties, kept apart (as neural-tangents keeps its NNGP posterior and
+its NTK ensemble covariance apart):
+
+- :meth:`KernelRegressor.predict` with ``return_std=True`` (``kernel="nngp"`` only): the
+  standard deviation of a new observation y under the Gaussian process y = f + noise,
+  f ~ GP(0, s^2 K), noise ~ N(0, s^2 lam): sqrt(s^2 (K(x,x) - K(x,X)(K + lam I)^-1 K(X,x)
+  + lam)), with the output scale s^2 = Y' (K + lam I)^-1 Y / n at its maximum likelihood.
+  This is a predictive band: about 95 % of new observations fall within 2 of it when the
+  model fits the data.
+- :meth:`KernelRegressor.ensemble_std`: the spread of the outputs of infinitely many
+  independently initialised networks, all trained to convergence (the NTK variance above,
+  or for the NNGP the latent posterior of a network whose read-out layer alone is trained,
+  unscaled).  It says how much the trained network depends on its initialisation, not
+  how far the truth is: it shrinks to 0 at every training point whatever the noise.
+
+The ridge lam is chosen by leave-one-out cross-validation by default (``ridge="loo"``):
+from one eigendecomposition K = V diag(k) V', (K + lam I)^-1 = V diag(1 / (k + lam)) V' for
+every lam of a grid, and the leave-one-out residuals are r_i = [(K + lam I)^-1 Y]_i /
+[(K + lam I)^-1]_ii (exact for kernel ridge regression, no refitting).  The fitted model
+solves with a Cholesky factorisation of the regularised training kernel.
 """
 
 from __future__ import annotations
@@ -143,6 +162,32 @@ def _check_targets(y, n: int) -> np.ndarray:
     return arr
 
 
+#: ridge="loo" tries lam = mean(diag K) * 10^p for these p.
+LOO_EXPONENTS = np.arange(-9.0, 1.01, 0.5)
+
+
+def loo_ridge(matrix: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The ridge with the least leave-one-out mean squared error, over a relative grid.
+
+    Returns (lam, grid, mse): lam = grid[argmin mse], grid = mean(diag K) 10^LOO_EXPONENTS,
+    mse[j] = mean over samples (and outputs) of r_i^2 with r_i = alpha_i / G_ii, alpha = G y,
+    G = (K + grid[j] I)^-1, all from one eigendecomposition of K (see the module docstring).
+    """
+    vals, vecs = linalg.eigh(matrix)
+    vals = np.maximum(vals, 0.0)  # rounding-level negative eigenvalues of a PSD kernel
+    scale = float(np.mean(np.diag(matrix)))
+    if not scale > 0:
+        scale = 1.0
+    grid = scale * 10.0**LOO_EXPONENTS
+    inv = 1.0 / (vals[:, None] + grid[None, :])  # (n, L)
+    g_diag = (vecs**2) @ inv  # (n, L): diag of (K + lam I)^-1
+    coef = vecs.T @ y.reshape(len(y), -1)  # (n, k)
+    alpha = np.einsum("ik,kl,kj->ilj", vecs, inv, coef)  # (n, L, k)
+    resid = alpha / g_diag[:, :, None]
+    mse = np.mean(resid**2, axis=(0, 2))
+    return float(grid[int(np.argmin(mse))]), grid, mse
+
+
 def _factor(matrix: np.ndarray, ridge: float):
     try:
         return linalg.cho_factor(matrix + ridge * np.eye(matrix.shape[0]), lower=True)
@@ -171,16 +216,20 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         Weight and bias standard deviations (NTK parameterization).
     kernel : {"ntk", "nngp"}
         Regress with the NTK (trained network) or the NNGP (Bayesian posterior).
-    ridge : float
-        lam >= 0 added to the diagonal of the training kernel.
+    ridge : float or "loo"
+        lam >= 0 added to the diagonal of the training kernel, or "loo" (default): the lam
+        of least leave-one-out error over mean(diag K) * 10^(-9 ... 1) (costs one
+        eigendecomposition of the training kernel, about 5 Cholesky factorisations).
     method : str
         Integrator of the duals ("auto", "closed", "hgm", "gauss-hermite", ...).
 
     Attributes
     ----------
     X_, y_ : training inputs and targets;  n_features_in_ : number of features;
-    k_train_ : :class:`~hgmntk.Kernels` of the training set;  factor_ : Cholesky factor of
-    K(X, X) + ridge I;  alpha_ : (K + ridge I)^-1 y.
+    k_train_ : :class:`~hgmntk.Kernels` of the training set;  ridge_ : the lam used;
+    loo_grid_, loo_mse_ : the ridges tried and their leave-one-out errors (ridge="loo");
+    factor_ : Cholesky factor of K(X, X) + ridge_ I;  alpha_ : (K + ridge_ I)^-1 y;
+    scale_ : the maximum-likelihood output scale s^2 = y' alpha_ / n (NNGP bands).
 
     Examples
     --------
@@ -199,7 +248,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         w_std: float = 1.0,
         b_std: float = 0.0,
         kernel: str = "ntk",
-        ridge: float = 1e-10,
+        ridge: float | str = "loo",
         method: str = "auto",
     ) -> None:
         self.activation = activation
@@ -216,17 +265,23 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         return tags
 
-    def _check_params(self) -> float:
+    def _check_params(self) -> float | None:
+        """The ridge as a float, or None for leave-one-out selection."""
         if self.kernel not in ("ntk", "nngp"):
             raise InvalidInputError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}")
         ridge = self.ridge
+        if isinstance(ridge, str) and ridge == "loo":
+            return None
         if (
             isinstance(ridge, bool)
             or not isinstance(ridge, (int, float, np.integer, np.floating))
             or not np.isfinite(ridge)
             or ridge < 0
         ):
-            raise InvalidInputError(f"ridge must be a finite number >= 0, got {ridge!r}")
+            raise InvalidInputError(
+                f"ridge must be a finite number >= 0 or 'loo' (leave-one-out selection), "
+                f"got {ridge!r}"
+            )
         return float(ridge)
 
     def _kernels(self, x1, x2=None):
@@ -241,7 +296,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         )
 
     def fit(self, X, y) -> KernelRegressor:
-        """Compute the training kernels and factorise K(X, X) + ridge I."""
+        """Compute the training kernels, choose the ridge (if "loo") and factorise
+        K(X, X) + ridge_ I."""
         ridge = self._check_params()
         X = _check_X(X)
         y = _check_targets(y, X.shape[0])
@@ -256,15 +312,21 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         self.y_ = y
         self.n_features_in_ = X.shape[1]
         self.k_train_ = k
+        if ridge is None:
+            ridge, self.loo_grid_, self.loo_mse_ = loo_ridge(train, y)
+        self.ridge_ = ridge
         self.factor_ = _factor(train, ridge)
         self.alpha_ = linalg.cho_solve(self.factor_, y)
+        fit_y = y.reshape(len(y), -1)
+        self.scale_ = np.einsum("ik,ik->k", fit_y, self.alpha_.reshape(fit_y.shape)) / len(y)
+        if y.ndim == 1:
+            self.scale_ = float(self.scale_[0])
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "alpha_")
 
-    def predict(self, X, return_std: bool = False):
-        """Predictive mean K(x, X) alpha_ (and standard deviation) at test inputs X."""
+    def _checked_test_inputs(self, X) -> np.ndarray:
         if not hasattr(self, "alpha_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) "
@@ -276,13 +338,42 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input"
             )
+        return X
+
+    def predict(self, X, return_std: bool = False):
+        """Predictive mean K(x, X) alpha_ at test inputs X; with ``return_std`` (NNGP only)
+        also the predictive standard deviation of a new observation y (see the module
+        docstring: sqrt(scale_ (posterior variance + ridge_)), a calibrated band)."""
+        X = self._checked_test_inputs(X)
+        if return_std and self.kernel != "nngp":
+            raise InvalidInputError(
+                "return_std=True is the NNGP's predictive band; the NTK regressor is a "
+                "network trained by gradient descent and has no posterior. Use "
+                "kernel='nngp' for a calibrated band, or ensemble_std(X) for the spread of "
+                "trained networks over random initialisations"
+            )
         cross = self._kernels(X, self.X_)
         kx = cross.ntk if self.kernel == "ntk" else cross.nngp
         mean = kx @ self.alpha_
         if not return_std:
             return mean
-        var = self._variance(X, cross)
-        return mean, np.sqrt(np.maximum(var, 0.0))
+        var = self._variance(X, cross) + self.ridge_
+        scale = np.asarray(self.scale_)
+        std = np.sqrt(np.maximum(var, 0.0)[:, None] * scale[None, ...].reshape(1, -1))
+        return mean, (std[:, 0] if np.ndim(self.scale_) == 0 else std)
+
+    def ensemble_std(self, X) -> np.ndarray:
+        """Standard deviation over random initialisations of the trained network's output.
+
+        NTK: the infinitely wide network trained to convergence by gradient descent (the
+        variance in the module docstring); NNGP: the network whose read-out layer alone is
+        trained, i.e. the latent posterior sqrt(K(x,x) - K(x,X)(K + ridge_ I)^-1 K(X,x)),
+        unscaled.  Not an error bar: it vanishes at the training inputs whatever the noise
+        (use ``predict(X, return_std=True)`` with kernel="nngp" for a predictive band).
+        """
+        X = self._checked_test_inputs(X)
+        cross = self._kernels(X, self.X_)
+        return np.sqrt(np.maximum(self._variance(X, cross), 0.0))
 
     def _variance(self, X, cross) -> np.ndarray:
         test = self._kernels(X)
@@ -300,6 +391,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
 def kernel_regression(
     x_train, y_train, x_test, *, activation: str, depth: int, return_std: bool = False, **kwargs
 ):
-    """Function form of :class:`KernelRegressor`: fit on the training set, predict x_test."""
+    """Function form of :class:`KernelRegressor`: fit on the training set, predict x_test
+    (``return_std``: the NNGP's predictive band, see :meth:`KernelRegressor.predict`)."""
     model = KernelRegressor(activation, depth, **kwargs).fit(x_train, y_train)
     return model.predict(x_test, return_std=return_std)

@@ -684,6 +684,24 @@ def test_read_matrix_header_detection(tmp_path):
 
 
 # ----------------------------------------------------------------------------- regress
+def _regress(capsys, tmp_path, *options):
+    return run(
+        capsys,
+        "regress",
+        "--train-x",
+        str(tmp_path / "xtr.csv"),
+        "--train-y",
+        str(tmp_path / "ytr.csv"),
+        "--activation",
+        "relu",
+        "--depth",
+        "2",
+        "--b-std",
+        "0.1",
+        *options,
+    )
+
+
 def test_regress_round_trip(capsys, tmp_path):
     regression = pytest.importorskip("hgmntk.regression")
     rng = np.random.default_rng(0)
@@ -692,58 +710,57 @@ def test_regress_round_trip(capsys, tmp_path):
     write_csv(tmp_path / "xtr.csv", xtr, header="a,b,c")
     write_csv(tmp_path / "ytr.csv", ytr.reshape(-1, 1), header="y")
     np.save(tmp_path / "xte.npy", xte)
-    code, _, err = run(
-        capsys,
-        "regress",
-        "--train-x",
-        str(tmp_path / "xtr.csv"),
-        "--train-y",
-        str(tmp_path / "ytr.csv"),
-        "--test-x",
-        str(tmp_path / "xte.npy"),
-        "--activation",
-        "relu",
-        "--depth",
-        "2",
-        "--b-std",
-        "0.1",
-        "--ridge",
-        "1e-8",
-        "--out",
-        str(tmp_path / "pred.npy"),
-        "--std-out",
-        str(tmp_path / "std.csv"),
+    pred, spread = tmp_path / "pred.npy", tmp_path / "spread.csv"
+    code, out, err = _regress(
+        capsys, tmp_path, "--test-x", str(tmp_path / "xte.npy"), "--ridge", "1e-8",
+        "--out", str(pred), "--ensemble-std-out", str(spread),
     )
     assert code == 0, err
+    assert "spread over initialisations" in out and "ridge 1e-08" in out
     model = regression.KernelRegressor("relu", 2, b_std=0.1, ridge=1e-8).fit(xtr, ytr)
-    mean, std = model.predict(xte, return_std=True)
-    np.testing.assert_allclose(np.load(tmp_path / "pred.npy"), mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.load(pred), model.predict(xte), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(
-        np.loadtxt(tmp_path / "std.csv", delimiter=","), std, rtol=1e-12, atol=1e-14
+        np.loadtxt(spread, delimiter=","), model.ensemble_std(xte), rtol=1e-12, atol=1e-14
     )
+    # the NNGP's band, with the ridge chosen by leave-one-out (the default)
+    std = tmp_path / "std.npy"
+    code, out, err = _regress(
+        capsys, tmp_path, "--test-x", str(tmp_path / "xte.npy"), "--kernel", "nngp",
+        "--out", str(pred), "--std-out", str(std),
+    )
+    assert code == 0, err
+    model = regression.KernelRegressor("relu", 2, b_std=0.1, kernel="nngp").fit(xtr, ytr)
+    assert f"ridge {model.ridge_:.3g} (leave-one-out)" in out
+    mean, band = model.predict(xte, return_std=True)
+    np.testing.assert_allclose(np.load(pred), mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.load(std), band, rtol=1e-12, atol=1e-14)
     # predicting at the training inputs (nearly) interpolates with a tiny ridge
-    code, _, err = run(
-        capsys,
-        "regress",
-        "--train-x",
-        str(tmp_path / "xtr.csv"),
-        "--train-y",
-        str(tmp_path / "ytr.csv"),
-        "--test-x",
-        str(tmp_path / "xtr.csv"),
-        "--activation",
-        "relu",
-        "--depth",
-        "2",
-        "--kernel",
-        "nngp",
-        "--ridge",
-        "1e-10",
-        "--out",
-        str(tmp_path / "fit.csv"),
+    code, _, err = _regress(
+        capsys, tmp_path, "--test-x", str(tmp_path / "xtr.csv"), "--kernel", "nngp",
+        "--ridge", "1e-10", "--out", str(tmp_path / "fit.csv"),
     )
     assert code == 0, err
     np.testing.assert_allclose(np.loadtxt(tmp_path / "fit.csv", delimiter=","), ytr, atol=1e-5)
+
+
+def test_regress_refuses_a_band_for_the_ntk_and_bad_input_early(capsys, tmp_path):
+    pytest.importorskip("hgmntk.regression")
+    write_csv(tmp_path / "xtr.csv", np.ones((4, 3)))
+    write_csv(tmp_path / "ytr.csv", np.ones((4, 1)))
+    write_csv(tmp_path / "xte.csv", np.ones((2, 2)))
+    out = str(tmp_path / "p.npy")
+    code, _, err = _regress(
+        capsys, tmp_path, "--test-x", str(tmp_path / "xte.csv"), "--out", out,
+        "--std-out", str(tmp_path / "s.npy"),
+    )
+    assert_user_error(code, err, "--std-out", "--kernel nngp", "--ensemble-std-out")
+    code, _, err = _regress(capsys, tmp_path, "--test-x", str(tmp_path / "xte.csv"),
+                            "--out", out)
+    assert_user_error(code, err, "--test-x has 2 features", "--train-x has 3")
+    code, _, err = _regress(capsys, tmp_path, "--test-x", str(tmp_path / "xtr.csv"),
+                            "--out", out, "--ridge", "lots")
+    assert_user_error(code, err, "--ridge must be 'loo' or a finite number")
+    assert not (tmp_path / "p.npy").exists()
 
 
 def test_regress_errors(capsys, tmp_path):

@@ -143,12 +143,14 @@ def test_regression_interpolates_and_errors():
     X = rng.standard_normal((12, 3))
     y = X[:, 0] - X[:, 1] ** 2
     model = hgmntk.KernelRegressor("relu", depth=2, b_std=0.1, ridge=1e-12).fit(X, y)
-    mean, std = model.predict(X, return_std=True)
+    mean, spread = model.predict(X), model.ensemble_std(X)
     np.testing.assert_allclose(mean, y, atol=1e-6)
-    assert np.all(std < 1e-3)
+    assert np.all(spread < 1e-3)  # every trained network interpolates the training set
     Xt = rng.standard_normal((4, 3))
-    mean_t, std_t = model.predict(Xt, return_std=True)
-    assert np.all(std_t > 1e-3)
+    mean_t, spread_t = model.predict(Xt), model.ensemble_std(Xt)
+    assert np.all(spread_t > 1e-3)
+    with pytest.raises(InvalidInputError, match="ensemble_std.*kernel='nngp'|kernel='nngp'"):
+        model.predict(Xt, return_std=True)
     np.testing.assert_allclose(
         hgmntk.kernel_regression(X, y, Xt, activation="relu", depth=2, b_std=0.1, ridge=1e-12),
         mean_t,
@@ -171,4 +173,46 @@ def test_nngp_posterior_matches_gp_formula():
     Kss = hgmntk.kernels(Xt, activation="relu", depth=2).nngp
     np.testing.assert_allclose(mean, Ks @ np.linalg.solve(K, y), rtol=1e-8)
     var = np.diag(Kss - Ks @ np.linalg.solve(K, Ks.T))
-    np.testing.assert_allclose(std, np.sqrt(var), rtol=1e-6)
+    np.testing.assert_allclose(model.ensemble_std(Xt), np.sqrt(var), rtol=1e-6)
+    scale = y @ np.linalg.solve(K, y) / len(y)  # maximum-likelihood output scale
+    np.testing.assert_allclose(std, np.sqrt(scale * (var + 1e-3)), rtol=1e-6)
+
+
+def test_loo_ridge_equals_refitting_without_each_point():
+    """The leave-one-out errors from one eigendecomposition equal n refits on n - 1 points
+    (an independent computation), and the default ridge is the grid's best."""
+    from hgmntk.regression import loo_ridge
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((15, 2))
+    y = np.column_stack([np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(15), X[:, 1] ** 2])
+    K = hgmntk.kernels(X, activation="relu", depth=2, b_std=0.1).ntk
+    lam, grid, mse = loo_ridge(K, y)
+    assert lam == grid[np.argmin(mse)] and len(grid) == len(mse) == 21
+    for j in (0, 8, 14, 20):
+        resid = []
+        for i in range(len(X)):
+            keep = np.arange(len(X)) != i
+            sub = K[np.ix_(keep, keep)] + grid[j] * np.eye(len(X) - 1)
+            resid.append(y[i] - K[i, keep] @ np.linalg.solve(sub, y[keep]))
+        assert mse[j] == pytest.approx(np.mean(np.square(resid)), rel=1e-6)
+    model = hgmntk.KernelRegressor("relu", 2, b_std=0.1).fit(X, y)  # ridge="loo" default
+    assert model.ridge_ == lam
+    np.testing.assert_allclose(model.loo_mse_, mse, rtol=1e-12)
+
+
+def test_nngp_band_is_calibrated_on_data_from_the_model():
+    """y = f + noise with f drawn from s^2 NNGP: about 95 % of new observations fall within
+    2 predictive standard deviations (ridge by leave-one-out, scale by maximum likelihood);
+    the ensemble spread, which ignores the noise, covers far fewer."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((400, 3))
+    K = hgmntk.kernels(X, activation="relu", depth=2, b_std=0.3).nngp
+    f = 3.0 * np.linalg.cholesky(K + 1e-9 * np.eye(400)) @ rng.standard_normal(400)
+    y = f + 0.3 * rng.standard_normal(400)
+    train, test = slice(0, 150), slice(150, 400)
+    model = hgmntk.KernelRegressor("relu", 2, b_std=0.3, kernel="nngp").fit(X[train], y[train])
+    mean, std = model.predict(X[test], return_std=True)
+    z = np.abs(y[test] - mean) / std
+    assert 0.90 <= np.mean(z < 2) <= 0.99
+    assert np.mean(np.abs(y[test] - mean) < 2 * model.ensemble_std(X[test])) < 0.85

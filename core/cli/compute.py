@@ -158,12 +158,19 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
         help="kernel regression with the NTK or NNGP",
         description="Fit kernel (ridge) regression with the infinite-width NTK or NNGP on "
         "(train-x, train-y) and write the predictions at test-x (.npy, or .csv text by "
-        "suffix); --std-out also writes the predictive standard deviations.",
+        "suffix).  The ridge is chosen by leave-one-out cross-validation unless --ridge "
+        "gives one.  --std-out (NNGP only) writes the predictive standard deviation of a "
+        "new observation (a calibrated band: the Gaussian-process posterior with the "
+        "ridge as noise and the output scale fitted by maximum likelihood); "
+        "--ensemble-std-out writes the spread over random initialisations of the trained "
+        "networks, which is not an error bar (it vanishes at the training points).",
         epilog="examples:\n"
         "  hgmntk regress --train-x x.csv --train-y y.csv --test-x xt.csv \\\n"
         "      --activation relu --depth 2 --out pred.npy\n"
         "  hgmntk regress --train-x x.npy --train-y y.npy --test-x xt.npy --activation erf \\\n"
-        "      --depth 3 --kernel nngp --ridge 1e-6 --out pred.csv --std-out std.csv",
+        "      --depth 3 --kernel nngp --out pred.csv --std-out std.csv\n"
+        "  hgmntk regress --train-x x.npy --train-y y.npy --test-x xt.npy --activation relu \\\n"
+        "      --depth 3 --ridge 1e-6 --out pred.npy --ensemble-std-out spread.npy",
     )
     p.add_argument("--train-x", required=True, metavar="FILE", help="training inputs")
     p.add_argument("--train-y", required=True, metavar="FILE", help="training targets")
@@ -177,10 +184,10 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ridge",
-        type=float,
-        default=1e-10,
+        default="loo",
         metavar="R",
-        help="ridge (diagonal regularisation, default: 1e-10)",
+        help="ridge (diagonal regularisation): a number >= 0, or 'loo' (default): the "
+        "ridge of least leave-one-out error over mean(diag K) * 10^(-9..1)",
     )
     p.add_argument(
         "--method",
@@ -189,7 +196,17 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
         help="integrator (default: auto; see 'hgmntk plugins')",
     )
     p.add_argument("--out", required=True, metavar="PRED.npy", help="predictions (.npy/.csv)")
-    p.add_argument("--std-out", metavar="STD.npy", help="predictive std (.npy/.csv)")
+    p.add_argument(
+        "--std-out",
+        metavar="STD.npy",
+        help="NNGP only: predictive standard deviation of a new observation (.npy/.csv)",
+    )
+    p.add_argument(
+        "--ensemble-std-out",
+        metavar="SPREAD.npy",
+        help="standard deviation over random initialisations of the trained networks "
+        "(.npy/.csv; not an error bar)",
+    )
     p.set_defaults(func=cmd_regress)
 
 
@@ -202,9 +219,20 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
             f"kernel regression (hgmntk.regression) is not available in this build: {exc}"
         ) from None
     pred_path = check_output_path(args.out, (".npy", ".csv"), "--out")
-    std_path = None
+    std_path = spread_path = None
     if args.std_out is not None:
+        if args.kernel != "nngp":
+            raise CLIError(
+                "--std-out is the NNGP's predictive band and needs --kernel nngp; the NTK "
+                "regressor has no posterior (--ensemble-std-out writes the spread of trained "
+                "networks over initialisations, which is not an error bar)"
+            )
         std_path = check_output_path(args.std_out, (".npy", ".csv"), "--std-out")
+    if args.ensemble_std_out is not None:
+        spread_path = check_output_path(
+            args.ensemble_std_out, (".npy", ".csv"), "--ensemble-std-out"
+        )
+    ridge = _ridge_argument(args.ridge)
     x_train = read_inputs(args.train_x, "--train-x")
     y_train = read_targets(args.train_y, "--train-y")
     x_test = read_inputs(args.test_x, "--test-x")
@@ -212,15 +240,18 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
         raise CLIError(
             f"--train-y has {y_train.shape[0]} rows but --train-x has {x_train.shape[0]}"
         )
-    if args.ridge < 0 or not math.isfinite(args.ridge):
-        raise CLIError(f"--ridge must be a finite number >= 0, got {args.ridge}")
+    if x_test.shape[1] != x_train.shape[1]:  # before the (possibly long) training kernel
+        raise CLIError(
+            f"--test-x has {x_test.shape[1]} features (columns) but --train-x has "
+            f"{x_train.shape[1]}; both need the same features in the same order"
+        )
     model = KernelRegressor(
         resolve_activation(args.activation, args.method),
         args.depth,
         w_std=args.w_std,
         b_std=args.b_std,
         kernel=args.kernel,
-        ridge=args.ridge,
+        ridge=ridge,
         method=args.method,
     ).fit(x_train, y_train)
     if std_path is not None:
@@ -228,12 +259,29 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
     else:
         pred, std = model.predict(x_test), None
     save_array(pred_path, np.asarray(pred))
+    chosen = " (leave-one-out)" if ridge == "loo" else ""
     msg = f"wrote {pred_path}: predictions of shape {np.shape(pred)}"
     if std_path is not None:
         save_array(std_path, np.asarray(std))
-        msg += f"; {std_path}: standard deviations"
-    print(msg, file=out)
+        msg += f"; {std_path}: predictive standard deviations"
+    if spread_path is not None:
+        save_array(spread_path, np.asarray(model.ensemble_std(x_test)))
+        msg += f"; {spread_path}: spread over initialisations"
+    print(f"{msg}; ridge {model.ridge_:.3g}{chosen}", file=out)
     return EXIT_OK
+
+
+def _ridge_argument(text: str) -> float | str:
+    """--ridge: 'loo' or a finite number >= 0."""
+    if text == "loo":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise CLIError(f"--ridge must be 'loo' or a finite number >= 0, got {text!r}")
+    return value
 
 
 
