@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,8 @@ from typing import TYPE_CHECKING
 import sympy
 
 from ..activation import Activation, CollinearData
-from ..errors import ActivationFileError, DerivationError
+from ..errors import ActivationFileError, DerivationError, DivergentDualError
+from ..expressions import check_variance, growth_exponent
 from .annihilators import (
     _as_expr,
     annihilator,
@@ -317,9 +319,10 @@ def derive_activation(
     if name is None:
         name = given_text if given_text is not None else sympy.sstr(expr)
     check_holonomic(expr)
+    dexpr = derivative_expression(expr)
+    limit = _variance_limit(expr, dexpr)
     clock("annihilators")
     annihilators = dict(annihilators or {})
-    dexpr = derivative_expression(expr)
     ann = {
         "s": _annihilators_for(expr, annihilators.get("s"), "s"),
         "ds": _annihilators_for(dexpr, annihilators.get("ds"), "s'"),
@@ -377,8 +380,31 @@ def derive_activation(
             "backend": backend if backend != "auto" else "auto (" + ",".join(sorted(used)) + ")",
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "seconds": round(time.perf_counter() - clock.t0, 3),
+            **({"variance_limit": limit} if limit < math.inf else {}),
         },
     )
+
+
+def _variance_limit(expr: sympy.Expr, dexpr: sympy.Expr) -> float:
+    """The variance below which both duals exist (inf: every variance); a clear error if
+    they diverge at the base point L = I/2 (variance 1/2), where the initial values are
+    computed, or everywhere."""
+    limit = math.inf
+    for f, what in ((expr, "s"), (dexpr, "s'")):
+        try:
+            check_variance(f, 0.5, what)
+        except DivergentDualError as exc:
+            if "every variance" in str(exc):
+                raise
+            raise DivergentDualError(
+                f"{exc}; the exact methods need the duals at the base point of the "
+                "derivation, variance 1/2 (L = I/2): use quadrature (method='gauss-hermite') "
+                "at smaller variances, or scale the activation's argument"
+            ) from None
+        grow = growth_exponent(f)
+        if grow > 0:
+            limit = min(limit, 1 / (4 * grow))
+    return limit
 
 
 # ----------------------------------------------------------------------------- cache

@@ -4,9 +4,10 @@ On det L = 0 the 2-D Pfaffian system does not apply (x = -1/2 L^-1 does not exis
 value is a 1-D Gaussian expectation: for positively homogeneous pairs of degrees (k1, k2) it
 is a^(k1/2) b^(k2/2) times a stored constant (``same`` for rho = 1, ``opposite`` for
 rho = -1); otherwise it is computed by adaptive 1-D quadrature of the activation's
-expression (where s' has Dirac terms, the jumps of s, their terms in closed form: infinite
-where two deltas meet, as E[s's'] of any jump on the diagonal) (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
-pieces of the activations hgmntk ships).  Where the value is much smaller than the integral
+expression (scipy ``quad``, breakpoints at 0, relative accuracy ~1e-13 for the smooth
+pieces of the activations hgmntk ships).  Where s' has Dirac terms (the jumps of s), their
+terms are in closed form: infinite where two deltas meet, as E[s's'] of any jump on the
+diagonal.  Where the value is much smaller than the integral
 of the absolute integrand (oscillating activations at large variance: E[sin(10 U)
 sin(0.01 U)] ~ 2e-23), float64 quadrature cannot resolve it; those pairs are recomputed
 with mpmath quadrature at a working precision of 20 digits plus the digits lost to

@@ -33,6 +33,7 @@ from .covariance import Covariances
 from .diagonal_memory import remembered_diagonals
 from .errors import (
     DerivationError,
+    DivergentDualError,
     InvalidInputError,
     NotApplicableError,
     NotHolonomicError,
@@ -214,8 +215,33 @@ def evaluate_dual(
         return _evaluate_dual(activation, key, cov, method, rtol, options or {}, distances)
 
 
+def _check_variance_limit(activation, cov: Covariances) -> None:
+    """Refuse variances at which E[s(U)^2] is infinite (activations growing like exp(c u^2),
+    whose provenance records the limit 1/(4c))."""
+    limit = activation.provenance.get("variance_limit")
+    if limit is None or len(cov) == 0:
+        return
+    worst = float(max(np.max(cov.a), np.max(cov.b)))
+    if worst >= float(limit):
+        raise DivergentDualError(
+            f"the duals of {activation.name!r} diverge at variance {worst:g}: s = "
+            f"{activation.expression} grows like exp(c u^2) with c = {1 / (4 * limit):g}, "
+            f"so E[s(U)^2] is finite only for variances below 1/(4c) = {float(limit):g}"
+        )
+
+
 def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> DualResult:
+    _check_variance_limit(activation, cov)
     integrator = choose_integrator(activation, key, method)
+    try:
+        integrator.check_options(options)
+    except InvalidInputError as exc:
+        if method != "auto":
+            raise
+        raise InvalidInputError(
+            f"{exc} (method 'auto' chose {integrator.name!r} for the {key} dual: name the "
+            "method your options are for)"
+        ) from None
     if not integrator.exact:
         cov = cov.astype(float)
     n = len(cov)
@@ -362,7 +388,8 @@ def dual(
     rtol : float
         Relative tolerance of the ODE solver (HGM).
     return_error : bool
-        Also return the estimated absolute error (same shape).
+        Also return the estimated absolute error (same shape), never below half a unit in
+        the last place of the float64 value (the rounding the returned value carries).
     **options
         Passed to the integrator (``degree`` for gauss-hermite, ``samples``/``seed`` for
         monte-carlo).
@@ -394,5 +421,9 @@ def dual(
     )
     values = res.values.astype(float).reshape(shape)
     if return_error:
-        return values, res.error.reshape(shape)
+        error = res.error.reshape(shape)
+        with np.errstate(invalid="ignore"):
+            rounding = np.abs(values) * (np.finfo(float).eps / 2)
+            error = np.where(np.isfinite(values), np.fmax(error, rounding), error)
+        return values, error
     return values

@@ -33,6 +33,11 @@ class CovarianceError(InvalidInputError):
     """A covariance [[a, c], [c, b]] that is not positive semidefinite."""
 
 
+class DivergentDualError(InvalidInputError):
+    """The dual does not exist: E[s(U)^2] is infinite at the variances asked for (s grows
+    like exp(c u^2) or faster)."""
+
+
 class NotApplicableError(HgmntkError):
     """The chosen integrator cannot evaluate this activation (e.g. "closed" without one)."""
 

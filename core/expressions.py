@@ -8,6 +8,7 @@ hgmntk (and any CAS printer) sees.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -214,6 +215,48 @@ def _reduce_deltas(deriv: sympy.Expr) -> sympy.Expr:
     return out
 
 
+def growth_exponent(expr: sympy.Expr) -> float:
+    """L = max over u -> +-oo of lim log|s(u)| / u^2, clamped at 0 (inf: faster than any
+    exp(c u^2)).
+
+    E[s(U)^2] for U ~ N(0, a) is finite when 2 L a < 1/2, i.e. for variances a < 1/(4 L),
+    and infinite above; L = 0 (at most exp(o(u^2)) growth: every activation hgmntk ships)
+    means every variance.  Limits SymPy cannot take count as 0 (no claim is made).
+    """
+    w = sympy.Symbol("w", positive=True)
+    worst = 0.0
+    for sign in (1, -1):
+        try:
+            limit = sympy.limit(sympy.log(sympy.Abs(expr.subs(U, sign * w))) / w**2, w, sympy.oo)
+        except Exception:  # noqa: BLE001 - SymPy raises many types for limits it cannot take
+            continue
+        if limit is sympy.oo:
+            return math.inf
+        if limit.is_extended_real and limit.is_finite and limit > 0:
+            worst = max(worst, float(limit))
+    return worst
+
+
+def check_variance(expr: sympy.Expr, variance: float, what: str = "s") -> None:
+    """Raise :class:`~hgmntk.errors.DivergentDualError` if E[s(U)^2], U ~ N(0, variance),
+    is infinite (see :func:`growth_exponent`), saying up to which variance it exists."""
+    from .errors import DivergentDualError
+
+    grow = growth_exponent(expr)
+    if grow == math.inf:
+        raise DivergentDualError(
+            f"E[{what}(u) {what}(v)] diverges: {what} = {sympy.sstr(expr)} grows faster than "
+            f"exp(c u^2) for every c, so E[{what}(U)^2] is infinite at every variance and no "
+            "kernel exists"
+        )
+    if grow > 0 and variance >= 1 / (4 * grow):
+        raise DivergentDualError(
+            f"E[{what}(u) {what}(v)] diverges at variance {variance:g}: {what} = "
+            f"{sympy.sstr(expr)} grows like exp({grow:g} u^2), so E[{what}(U)^2] is finite "
+            f"only for variances below 1/(4 * {grow:g}) = {1 / (4 * grow):g}"
+        )
+
+
 @lru_cache(maxsize=128)
 def dirac_split(text: str) -> tuple[str, tuple[tuple[float, float], ...]] | None:
     """s' = g(u) + sum_j w_j delta(u - t_j): (the text of g, ((w_j, t_j), ...)).
@@ -257,6 +300,9 @@ def quadrature_activation(text: str):
 
     expr = parse_activation_expression(text)
     deriv = derivative_expression(expr)
+    check_variance(expr, 0.0, "s")  # raises if E[s(U)^2] is infinite at every variance
+    grow = growth_exponent(expr)
+    limit = {"variance_limit": 1 / (4 * grow)} if grow > 0 else {}
     deriv_text = sympy.sstr(deriv)
     try:  # the stored text is re-parsed (safely) wherever s' is evaluated
         same = sympy.simplify(parse_activation_expression(deriv_text) - deriv) == 0
@@ -268,5 +314,9 @@ def quadrature_activation(text: str):
         derivative=deriv_text if same else None,
         description="expression for quadrature only (no Pfaffian system derived)",
         holonomic=False,
-        provenance={"engine": "none", "derivative": "SymPy" if same else "unavailable"},
+        provenance={
+            "engine": "none",
+            "derivative": "SymPy" if same else "unavailable",
+            **limit,
+        },
     )

@@ -91,5 +91,18 @@ class Integrator:
         """
         return None
 
+    def check_options(self, options: dict) -> None:
+        """Raise :class:`~hgmntk.errors.InvalidInputError` for an option this integrator
+        does not take, naming the ones it does."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            from .errors import InvalidInputError
+
+            accepted = ", ".join(f"{k} (default {v!r})" for k, v in self.options.items())
+            raise InvalidInputError(
+                f"method {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                + (f"its options: {accepted}" if accepted else "it takes no options")
+            )
+
     def __repr__(self) -> str:
         return f"<integrator {self.name!r}>"

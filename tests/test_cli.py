@@ -940,3 +940,11 @@ def test_new_plugin_scaffold(capsys, tmp_path):
     assert_user_error(code, err, "'my-act'")
     code, _, err = run(capsys, "new-plugin", "x", "--out", str(tmp_path / "o"), "--from", "sigmoid")
     assert_user_error(code, err, "holonomic")
+
+
+def test_misspelt_option_is_a_user_error(capsys):
+    code, _, err = run(
+        capsys, "dual", "relu", "--a", "1", "--b", "1", "--c", "0.5", "--method",
+        "gauss-hermite", "-o", "degre=10",
+    )
+    assert_user_error(code, err, "no option 'degre'", "degree (default 64)")

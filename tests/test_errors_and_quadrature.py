@@ -216,3 +216,55 @@ def test_nngp_band_is_calibrated_on_data_from_the_model():
     z = np.abs(y[test] - mean) / std
     assert 0.90 <= np.mean(z < 2) <= 0.99
     assert np.mean(np.abs(y[test] - mean) < 2 * model.ensemble_std(X[test])) < 0.85
+
+
+def test_misspelt_integrator_option_lists_the_options():
+    with pytest.raises(InvalidInputError, match=r"no option 'degre'.*degree \(default 64\)"):
+        hgmntk.dual("relu", 1.0, 1.0, 0.5, method="gauss-hermite", degre=10)
+    with pytest.raises(InvalidInputError, match="'auto' chose 'closed'.*name the method"):
+        hgmntk.dual("relu", 1.0, 1.0, 0.5, degree=10)
+    with pytest.raises(InvalidInputError, match="no option 'seeds'.*samples.*seed"):
+        hgmntk.kernels(np.eye(2), activation="relu", depth=1, method="monte-carlo", seeds=1)
+    assert hgmntk.dual("relu", 1.0, 1.0, 0.5, method="gauss-hermite", degree=80) > 0
+
+
+def test_error_estimate_is_at_least_the_rounding_of_the_value():
+    values, errors = hgmntk.dual(
+        "gelu", [1.0, 0.5], [2.0, 3.0], [0.5, -0.2], method="hgm", return_error=True
+    )
+    assert np.all(errors >= np.abs(values) * np.finfo(float).eps / 2)
+    assert np.all(errors < 1e-12 * np.abs(values))
+
+
+def test_growth_exponents_of_expressions():
+    from hgmntk.expressions import growth_exponent, parse_activation_expression
+
+    cases = {
+        "exp(u**3)": math.inf,
+        "exp(u**2)": 1.0,
+        "u**5*exp(u**2/3) + cos(u)": 1 / 3,
+        "Heaviside(u)*exp(u**2/8)": 1 / 8,
+        "u*(1 + erf(u/sqrt(2)))/2": 0.0,
+        "exp(u)": 0.0,
+        "exp(-u**2)*sin(u)": 0.0,
+        "Max(0, u)": 0.0,
+    }
+    for text, expected in cases.items():
+        assert growth_exponent(parse_activation_expression(text)) == expected, text
+
+
+def test_divergent_duals_are_named_not_computed():
+    """exp(u^3): no variance has E[s^2] finite; exp(u^2): only variances below 1/4, so the
+    derivation (base point variance 1/2) refuses, and quadrature works below 1/4, where
+    E[exp(u^2) exp(v^2)] = det(I - 2 L)^(-1/2) is the closed form."""
+    for method in ("auto", "gauss-hermite"):
+        with pytest.raises(hgmntk.DivergentDualError, match="every variance"):
+            hgmntk.dual("exp(u**3)", 1.0, 1.0, 0.5, method=method)
+    with pytest.raises(hgmntk.DivergentDualError, match="below 1/\\(4 \\* 1\\) = 0.25.*base point"):
+        hgmntk.dual("exp(u**2)", 0.1, 0.1, 0.05)
+    with pytest.raises(hgmntk.DivergentDualError, match="below 1/\\(4c\\) = 0.25"):
+        hgmntk.dual("exp(u**2)", 0.3, 0.1, 0.05, method="gauss-hermite")
+    a, b, c = 0.2, 0.1, 0.05
+    exact = 1 / math.sqrt((1 - 2 * a) * (1 - 2 * b) - 4 * c * c)
+    got = hgmntk.dual("exp(u**2)", a, b, c, method="gauss-hermite", degree=120)
+    assert got == pytest.approx(exact, rel=1e-10)
