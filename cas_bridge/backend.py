@@ -13,11 +13,13 @@ A backend computes steps of the derivation pipeline (MATH.md section 3):
 ``"integrability"``
     the Pfaffian system and its integrability check done inside the CAS.
 
-Backends are registered by plugins through the hook ``hgmntk_register_cas_backends``;
-:func:`pick_backend` asks them in order of ``preference`` (higher first), so the pure-Python
-engine (lowest preference) answers last.  Set ``HGMNTK_HIDE_CAS=singular,asir`` to make
-backends report themselves unusable (to test fallbacks) and ``HGMNTK_CAS_BACKEND=name`` to
-prefer one.
+Backends are registered by plugins through the hook ``hgmntk_register_cas_backends``.
+``hgmntk derive`` uses the backend it is told to (``--backend NAME``); its default "auto"
+is the pure-Python engine, or the backend ``HGMNTK_CAS_BACKEND=name`` names (an error if
+that one is unusable: no silent fallback).  ``preference`` orders the listing of
+``hgmntk backends`` and :func:`pick_backend`, which returns a usable backend for a step
+(for tools and tests that want "any CAS").  ``HGMNTK_HIDE_CAS=singular,asir`` makes
+backends report themselves unusable.
 """
 
 from __future__ import annotations

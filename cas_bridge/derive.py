@@ -22,6 +22,7 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -123,6 +124,13 @@ def _annihilators_for(
 _ENGINE_NAMES = ("auto", "sympy", "python")
 
 
+def resolve_backend_name(backend: str) -> str:
+    """'auto' -> ``$HGMNTK_CAS_BACKEND`` if set, else 'python'; other names unchanged."""
+    if backend == "auto":
+        return os.environ.get("HGMNTK_CAS_BACKEND", "").strip() or "python"
+    return backend
+
+
 def derive_system(
     ann1: list[Operator],
     ann2: list[Operator],
@@ -134,14 +142,16 @@ def derive_system(
 ):
     """The 2-D Pfaffian system (a ``DerivedSystem``) of Ehat for the annihilators.
 
-    ``backend`` "auto"/"sympy"/"python": the pure-Python integration-by-parts engine;
-    any other name: that CAS backend's restriction ideal, then the engine's Pfaffian
-    system of that ideal.  A backend with the "integrability" step (Risa/Asir: yang)
+    ``backend`` "sympy"/"python": the pure-Python integration-by-parts engine; "auto": the
+    backend named by ``HGMNTK_CAS_BACKEND`` if set, else the engine (the fastest here, see
+    the README); any other name: that CAS backend's restriction ideal, then the engine's
+    Pfaffian system of that ideal.  A backend with the "integrability" step (Risa/Asir: yang)
     computes the Pfaffian system itself too (unless ``cas_pfaffian`` is false; see
     :func:`cas_checked`).  Returns (system, name of the engine used).
     """
     from . import pfaffian
 
+    backend = resolve_backend_name(backend)
     if backend in _ENGINE_NAMES:
         return pfaffian.derive_pfaffian(ann1, ann2, progress=progress, timeout=timeout), "python"
     from .backend import get_backend

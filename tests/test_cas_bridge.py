@@ -398,6 +398,24 @@ class _Toy(bk.CASBackend):
         return []
 
 
+def test_auto_backend_is_the_engine_unless_the_environment_names_one(monkeypatch):
+    """`derive --backend auto` runs the pure-Python engine; HGMNTK_CAS_BACKEND=name makes
+    'auto' mean that backend, an error (no fallback) when it is unknown or unusable."""
+    from hgmntk.cas_bridge.derive import derive_system, resolve_backend_name
+
+    monkeypatch.delenv("HGMNTK_CAS_BACKEND", raising=False)
+    assert resolve_backend_name("auto") == "python"
+    assert resolve_backend_name("singular") == "singular"
+    relu = RELU
+    system, engine = derive_system(relu, relu)
+    assert engine == "python" and len(system.standard_monomials) == 2
+    monkeypatch.setenv("HGMNTK_CAS_BACKEND", "nosuch")
+    assert resolve_backend_name("auto") == "nosuch"
+    assert resolve_backend_name("sympy") == "sympy"  # a named backend wins
+    with pytest.raises(CASError, match="unknown CAS backend 'nosuch'"):
+        derive_system(relu, relu)
+
+
 def test_pick_backend_order_and_errors(monkeypatch):
     monkeypatch.delenv("HGMNTK_CAS_BACKEND", raising=False)
     monkeypatch.delenv("HGMNTK_HIDE_CAS", raising=False)

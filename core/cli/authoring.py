@@ -77,7 +77,8 @@ def add_derive_parser(sub: argparse._SubParsersAction) -> None:
         "--backend",
         default="auto",
         help="CAS backend: auto, sympy, singular, macaulay2, asir, or another "
-        "registered one (see 'hgmntk backends'; default: auto)",
+        "registered one (see 'hgmntk backends'; default: auto = the pure-Python engine, "
+        "or the backend HGMNTK_CAS_BACKEND names)",
     )
     p.add_argument("--out", metavar="DIR", help="write a plugin package here instead of installing")
     p.add_argument(
@@ -247,9 +248,11 @@ def add_backends_parser(sub: argparse._SubParsersAction) -> None:
         "backends",
         formatter_class=FORMATTER,
         help="list CAS backends of the derivation engine",
-        description="List the computer-algebra backends 'hgmntk derive' can use: whether each "
-        "is usable here (and why not), its version, the pipeline steps it offers and its "
-        "preference.  HGMNTK_HIDE_CAS=name hides a backend, HGMNTK_CAS_BACKEND=name prefers one.",
+        description="List the computer-algebra backends 'hgmntk derive --backend NAME' can "
+        "use: whether each is usable here (and why not), its version, the pipeline steps it "
+        "offers and its preference (the listing order).  'derive' uses the pure-Python "
+        "engine unless told otherwise: --backend NAME, or HGMNTK_CAS_BACKEND=NAME for the "
+        "default 'auto'.  HGMNTK_HIDE_CAS=name hides a backend.",
         epilog="examples:\n  hgmntk backends\n  HGMNTK_HIDE_CAS=singular hgmntk backends --json",
     )
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -305,8 +308,9 @@ def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     _print_backends(records, out, full=True)
     print(
-        "\nBackends are tried in order of preference (highest first); set "
-        "HGMNTK_CAS_BACKEND=name to prefer one.",
+        "\n'hgmntk derive' uses the pure-Python engine (sympy) unless told otherwise: "
+        "--backend NAME for one derivation, HGMNTK_CAS_BACKEND=NAME for every derivation "
+        "with the default --backend auto.",
         file=out,
     )
     return EXIT_OK
