@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -68,7 +68,7 @@ def _num(v: float) -> str:
     return "inf" if math.isinf(v) else repr(float(v))
 
 
-class LazySystems(Mapping[str, PfaffianSystem]):
+class LazySystems(MutableMapping[str, PfaffianSystem]):
     """The Pfaffian systems of an activation file, parsed on first use.
 
     Parsing a system turns thousands of decimal fractions into exact ones (gelu's take about
@@ -109,6 +109,17 @@ class LazySystems(Mapping[str, PfaffianSystem]):
                     ) from exc
             return self._parsed[key]
 
+    def __setitem__(self, key: str, system: PfaffianSystem) -> None:
+        """Replace (or add) a dual's system, as in a dict (e.g. a test substituting one)."""
+        with self._lock:
+            self._raw[key] = None  # the parsed system is authoritative from now on
+            self._parsed[key] = system
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self._raw[key]
+            self._parsed.pop(key, None)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
 
@@ -117,6 +128,8 @@ class LazySystems(Mapping[str, PfaffianSystem]):
 
     def rank(self, key: str) -> int:
         """The holonomic rank of dual ``key`` without parsing its system."""
+        if key in self._parsed:
+            return self._parsed[key].rank
         return len(self._raw[key]["standard_monomials"])
 
     def to_json(self, key: str) -> dict:

@@ -69,17 +69,22 @@ def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     ld = np.longdouble
     x = scipy.special.roots_hermitenorm(nodes)[0].astype(ld)
     roots = np.sqrt(np.arange(nodes + 1, dtype=ld))
-    for _ in range(3):
+    # psi_n at the outermost nodes of rules beyond ~5000 points exceeds long double's range
+    # (~exp(x^2/4)); there the Newton step is skipped (scipy's node stands) and the weight,
+    # below 1e-4900, is 0: no overflow warning reaches the caller
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(3):
+            p0, p1 = np.ones_like(x), x.copy()
+            for n in range(1, nodes):
+                p0, p1 = p1, (x * p1 - roots[n] * p0) / roots[n + 1]
+            step = p1 / (roots[nodes] * p0)
+            x = np.where(np.isfinite(step), x - step, x)
         p0, p1 = np.ones_like(x), x.copy()
-        for n in range(1, nodes):
+        total = p0 * p0 + p1 * p1
+        for n in range(1, nodes - 1):
             p0, p1 = p1, (x * p1 - roots[n] * p0) / roots[n + 1]
-        x = x - p1 / (roots[nodes] * p0)
-    p0, p1 = np.ones_like(x), x.copy()
-    total = p0 * p0 + p1 * p1
-    for n in range(1, nodes - 1):
-        p0, p1 = p1, (x * p1 - roots[n] * p0) / roots[n + 1]
-        total += p1 * p1
-    return x, 1 / total
+            total += p1 * p1
+    return x, np.where(np.isfinite(total), 1 / total, ld(0))
 
 
 @lru_cache(maxsize=16)
