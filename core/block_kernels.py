@@ -40,6 +40,7 @@ the GIL), so memory beyond the output is a few blocks.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ def block_layers(
     depth: int,
     keep_all: bool,
     workers: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BlockResult:
     """The recursion on float64 blocks, then on the marked entries in extended precision
     (see the module docstring).
@@ -159,6 +161,7 @@ def block_layers(
     h = 0..depth-1 (longdouble, from the careful diagonal recursion).  With ``symmetric``
     only the upper triangle is computed and mirrored, and only pairs i < j are marked.
     Returns the matrices of every layer 1..depth (``keep_all``) or of the last one.
+    ``progress(stage, done, total)`` is called with the rows done after each row block.
     """
     n1, n2 = x1.shape[0], x2.shape[0]
     d = x1.shape[1]
@@ -180,6 +183,8 @@ def block_layers(
         return h - 1 if keep_all else (0 if h == depth else None)
 
     checked = None if keep_all else {depth}
+    rows_done = [0]
+    lock = threading.Lock()
 
     def run(r0: int) -> tuple[np.ndarray, np.ndarray]:
         r1 = min(r0 + rows, n1)
@@ -203,6 +208,11 @@ def block_layers(
         if symmetric:  # pairs i < j only (the diagonal comes from the careful path)
             flag &= np.arange(r0, r1)[:, None] < np.arange(c0, n2)[None, :]
         fi, fj = np.nonzero(flag)
+        if progress is not None:
+            with lock:
+                rows_done[0] += r1 - r0
+                done = rows_done[0]
+            progress("fast path (rows)", done, n1)
         return fi + r0, fj + c0
 
     workers = workers or min(len(starts), os.cpu_count() or 1)

@@ -32,6 +32,7 @@ from .collinear import collinear_values
 from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
 from .dual_activation import choose_integrator, evaluate_dual, get_activation
 from .errors import HgmntkError, IntegrationError, InvalidInputError
+from .progress import ProgressCallback, reporter
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def kernels(
     b_std: float = 0.0,
     method: str = "auto",
     rtol: float = 1e-12,
+    progress: bool | ProgressCallback | None = None,
     **options,
 ) -> Kernels:
     """NNGP and NTK of a depth-``depth`` fully connected network at infinite width.
@@ -218,6 +220,9 @@ def kernels(
     depth : number of hidden layers (>= 1)
     w_std, b_std : weight and bias standard deviations (NTK parameterization)
     method : integrator for the duals ("auto", "closed", "hgm", "gauss-hermite", ...)
+    progress : None (a line on stderr when it is a terminal and the job runs over 2 s),
+        False (silent), True (always), or a callable (stage, done, total); see
+        :mod:`hgmntk.progress`
 
     Returns
     -------
@@ -239,7 +244,8 @@ def kernels(
     (2, 2)
     """
     return _layers(
-        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=False
+        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=False,
+        progress=progress,
     )[-1]
 
 
@@ -253,6 +259,7 @@ def kernel_layers(
     b_std: float = 0.0,
     method: str = "auto",
     rtol: float = 1e-12,
+    progress: bool | ProgressCallback | None = None,
     **options,
 ) -> list[Kernels]:
     """[kernels(..., depth=1), ..., kernels(..., depth=depth)] from one recursion.
@@ -267,7 +274,8 @@ def kernel_layers(
     [1, 2, 3]
     """
     return _layers(
-        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=True
+        x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=True,
+        progress=progress,
     )
 
 
@@ -347,10 +355,12 @@ def _tightened(act, key, cov, res, need, rtol, method, options):
 
 
 def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w_std, b_std,
-                 method, rtol, options):
+                 method, rtol, options, report=None):
     """The careful recursion for the pairs (x1[i], x2[j]): per layer (Sigma_h, NTK_h) of the
     pairs in longdouble, and the names of the methods used.  Where W^2 E + b^2 or the NTK's
-    sum cancels, the duals are evaluated again to the accuracy the cancellation needs."""
+    sum cancels, the duals are evaluated again to the accuracy the cancellation needs.
+    ``report(stage, layers done, depth)`` after each layer (all pairs go through each
+    layer in one batch: splitting them would repeat the per-batch work)."""
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     _, _, c, det = _input_geometry(x1, x2, i, j, float(w2), float(b2))
@@ -374,11 +384,24 @@ def _pair_layers(act, x1, x2, i, j, diag1: _Diagonal, diag2: _Diagonal, depth, w
         with np.errstate(invalid="ignore"):
             ntk_c = c + ntk_c * (w2 * ds.values)
         out.append((c, ntk_c))
+        if report is not None:
+            report(f"careful path ({i.size} pairs), layers", h + 1, depth)
     return out, used
 
 
-def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, keep_all):
+def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, keep_all,
+            progress=None):
     """The kernels of the kept layers (every layer 1..depth, or the last)."""
+    report, close = reporter(progress, "hgmntk kernels")
+    try:
+        return _layers_reported(x1, x2, activation, depth, w_std, b_std, method, rtol, options,
+                                keep_all, report)
+    finally:
+        close()
+
+
+def _layers_reported(x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all,
+                     report):
     act = get_activation(activation, method)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
     x1 = check_inputs(x1, "x1")
@@ -401,7 +424,7 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
             x1, x2a, symmetric=symmetric,
             sigma_diag1=diag1.sigma[:depth], sigma_diag2=diag2.sigma[:depth],
             ss=blocks[0], dsds=blocks[1], w_std=w_std, b_std=b_std, depth=depth,
-            keep_all=keep_all,
+            keep_all=keep_all, progress=report,
         )
         i, j = fast.flagged_i, fast.flagged_j
         matrices = list(zip(fast.nngp, fast.ntk))
@@ -421,7 +444,7 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
                           w_std, b_std)
             d2 = d1 if symmetric else _refined(twin, diag2, np.unique(j), w_std, b_std)
         pairs, pair_methods = _pair_layers(
-            act, x1, x2a, i, j, d1, d2, depth, w_std, b_std, method, rtol, options
+            act, x1, x2a, i, j, d1, d2, depth, w_std, b_std, method, rtol, options, report
         )
         used |= pair_methods
         for (nngp, ntk), h in zip(matrices, kept):

@@ -222,6 +222,9 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         eigendecomposition of the training kernel, about 5 Cholesky factorisations).
     method : str
         Integrator of the duals ("auto", "closed", "hgm", "gauss-hermite", ...).
+    progress : None, bool or callable
+        Progress of the kernel computations (see :func:`hgmntk.kernels`): None shows a line
+        on a terminal for jobs over 2 s, False nothing.
 
     Attributes
     ----------
@@ -250,6 +253,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         kernel: str = "ntk",
         ridge: float | str = "loo",
         method: str = "auto",
+        progress: Any = None,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -258,6 +262,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         self.kernel = kernel
         self.ridge = ridge
         self.method = method
+        self.progress = progress
 
     def __sklearn_tags__(self):
         """scikit-learn tags: several target columns are supported (y of shape (n, k))."""
@@ -293,6 +298,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
             w_std=self.w_std,
             b_std=self.b_std,
             method=self.method,
+            progress=self.progress,
         )
 
     def fit(self, X, y) -> KernelRegressor:

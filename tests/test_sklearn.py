@@ -53,7 +53,7 @@ def test_parameters_are_stored_as_given_and_checked_by_fit():
     model = hgmntk.KernelRegressor("relu", 2, ridge=ridge, kernel="nngp")
     assert model.get_params() == {
         "activation": "relu", "depth": 2, "w_std": 1.0, "b_std": 0.0, "kernel": "nngp",
-        "ridge": ridge, "method": "auto",
+        "ridge": ridge, "method": "auto", "progress": None,
     }
     assert model.get_params()["ridge"] is ridge
     bad = hgmntk.KernelRegressor(kernel="ntkk", ridge=-1)  # no error before fit

@@ -111,6 +111,11 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OUT.npz",
         help="output archive with arrays nngp and ntk, shape (n1, n2)",
     )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line (shown on a terminal for jobs over 2 s)",
+    )
     p.set_defaults(func=cmd_kernel)
 
 
@@ -130,6 +135,7 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
         b_std=args.b_std,
         method=args.method,
         rtol=args.rtol,
+        progress=False if args.quiet else None,
         **parse_options(args.option),
     )
     atomic_write(target, lambda fh: np.savez(fh, nngp=k.nngp, ntk=k.ntk))
@@ -207,6 +213,11 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
         help="standard deviation over random initialisations of the trained networks "
         "(.npy/.csv; not an error bar)",
     )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line (shown on a terminal for kernels over 2 s)",
+    )
     p.set_defaults(func=cmd_regress)
 
 
@@ -253,6 +264,7 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
         kernel=args.kernel,
         ridge=ridge,
         method=args.method,
+        progress=False if args.quiet else None,
     ).fit(x_train, y_train)
     if std_path is not None:
         pred, std = model.predict(x_test, return_std=True)
