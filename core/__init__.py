@@ -27,6 +27,7 @@ from .errors import (
     PluginError,
     UnknownActivationError,
     UnknownIntegratorError,
+    ValueOverflowError,
 )
 from .hookspecs import hookimpl
 from .system import PfaffianSystem
@@ -50,6 +51,7 @@ __all__ = [
     "PluginError",
     "UnknownActivationError",
     "UnknownIntegratorError",
+    "ValueOverflowError",
     "__version__",
     "hookimpl",
 ]

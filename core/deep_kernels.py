@@ -307,14 +307,20 @@ def _collinear_same(act: Activation, sigma: np.ndarray, fast) -> tuple[np.ndarra
     return e, f
 
 
-def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None) -> _Diagonal:
+def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None,
+              name: str = "x") -> _Diagonal:
     """Sigma_h(x, x) and NTK_h(x, x) for every row of x (collinear values, rho = 1; from
-    the fast evaluator ``fast`` of the ss dual where it offers them)."""
+    the fast evaluator ``fast`` of the ss dual where it offers them).  Every layer's
+    values are checked against :data:`SCALE_RANGE` before the next layer uses them."""
+    xl = x.astype(np.longdouble)  # |x|^2 in long double: no overflow before the check
+    _check_scale(w2 * np.einsum("ij,ij->i", xl, xl) / x.shape[1] + b2, "Sigma_0", name)
     hi, lo = dot2(x, x)
     sigma = affine_covariance(float(w2), float(b2), hi, lo, x.shape[1])
     out = _Diagonal([sigma], [sigma.copy()], [], [])
     for h in range(depth):
-        e, f = _collinear_same(act, sigma, fast)
+        _check_scale(out.ntk[-1], f"NTK_{h}", name)
+        with np.errstate(over="ignore"):  # an overflowing E[s^2] is reported just below
+            e, f = _collinear_same(act, sigma, fast)
         if not np.all(np.isfinite(e)):
             big = float(np.max(sigma[~np.isfinite(e)]))
             raise IntegrationError(
@@ -325,6 +331,7 @@ def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None) -> 
         with np.errstate(invalid="ignore"):
             ntk = (w2 * e + b2) + out.ntk[-1] * (w2 * f)
         sigma = w2 * e + b2
+        _check_scale(sigma, f"Sigma_{h + 1}", name)
         out.sigma.append(sigma)
         out.ntk.append(ntk)
         out.e_ss.append(e)
@@ -400,6 +407,27 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
         close()
 
 
+#: Variances (Sigma_h(x, x), NTK_h(x, x)) the float64 recursion supports: products of two
+#: stay within float64 and the error-free products (Dekker's split) do not overflow.
+SCALE_RANGE = (1e-150, 1e150)
+
+
+def _check_scale(values, what: str, name: str) -> None:
+    """A clear error when positive finite ``values`` (a layer's Sigma or NTK on the
+    diagonal, long double) leave :data:`SCALE_RANGE`; 0 and inf are exact."""
+    low, high = SCALE_RANGE
+    v = np.abs(np.asarray(values, dtype=np.longdouble))
+    bad = np.isfinite(v) & (v > 0) & ((v < low) | (v > high))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        shown = np.format_float_scientific(v[i], precision=2)
+        raise InvalidInputError(
+            f"{what}({name}[{i}], {name}[{i}]) = {shown} is outside the range {low:g} .. "
+            f"{high:g} that the float64 recursion supports (products of two variances would "
+            "overflow or underflow); rescale the inputs (or w_std, b_std, depth)"
+        )
+
+
 def _layers_reported(x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all,
                      report):
     act = get_activation(activation, method)
@@ -416,8 +444,8 @@ def _layers_reported(x1, x2, activation, depth, w_std, b_std, method, rtol, opti
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     blocks = None if options else _block_evaluators(act, method)
     fast = blocks[0] if blocks is not None else None
-    diag1 = _diagonal(act, x1, depth, w2, b2, fast)
-    diag2 = diag1 if symmetric else _diagonal(act, x2a, depth, w2, b2, fast)
+    diag1 = _diagonal(act, x1, depth, w2, b2, fast, "x1")
+    diag2 = diag1 if symmetric else _diagonal(act, x2a, depth, w2, b2, fast, "x2")
     kept = range(1, depth + 1) if keep_all else [depth]
     if blocks is not None:
         fast = block_layers(

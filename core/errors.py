@@ -38,6 +38,10 @@ class DivergentDualError(InvalidInputError):
     like exp(c u^2) or faster)."""
 
 
+class ValueOverflowError(HgmntkError, OverflowError):
+    """A finite result too large for float64 (a genuinely infinite dual is returned as inf)."""
+
+
 class NotApplicableError(HgmntkError):
     """The chosen integrator cannot evaluate this activation (e.g. "closed" without one)."""
 

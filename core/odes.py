@@ -10,6 +10,7 @@ estimate of the global error, not a bound).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,6 +104,20 @@ class BatchedSolution:
         return out
 
 
+def _quiet_floating_point(fn):
+    """Run ``fn`` with floating-point warnings off: a right-hand side that overflows near a
+    singularity gives non-finite values, which the solver reports as an
+    :class:`~hgmntk.errors.IntegrationError` (no RuntimeWarning reaches the caller)."""
+
+    @functools.wraps(fn)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet
+
+
+@_quiet_floating_point
 def solve_batched(
     f: Callable[[float, np.ndarray], np.ndarray],
     y0: np.ndarray,
@@ -177,8 +192,9 @@ def solve_batched(
             h *= 0.2
             if h < 1e-15 * span and h < 64 * np.finfo(dtype).eps * abs(t):
                 raise IntegrationError(
-                    f"Pfaffian ODE produced non-finite values near t={float(t):.6g}; the path "
-                    "meets a singularity of the system"
+                    f"Pfaffian ODE produced non-finite values near t={float(t):.6g}: the path "
+                    "meets a singularity of the system, or the Pfaffian matrices overflow "
+                    "float64 at this covariance (variances far from 1: rescale the inputs)"
                 )
             continue
         if worst <= 1.0:
@@ -208,3 +224,4 @@ def solve_batched(
                     f"to a singular point for rtol={rtol:g}"
                 )
     return BatchedSolution(y, err_acc, nsteps, nfev, segments, t1)
+

@@ -247,12 +247,12 @@ class RectifiedFamily:
             if dd is not None:
                 slope = np.abs(dd.ss_block(block)[0])
             else:  # s'' = jump delta: E[s''s''] = jump^2 / (2 pi sqrt(det))
-                with np.errstate(divide="ignore"):
+                with np.errstate(divide="ignore", over="ignore"):
                     slope = (d.alpha - d.beta) ** 2 / (2 * _pi(rho) * block.sa * block.sb
                                                       * block.sin)
             return value, np.where(near & ~np.isfinite(slope), np.inf, err), slope
         jump2 = (self.alpha - self.beta) ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf: untrusted
             value = jump2 / (2 * _pi(rho) * block.sa * block.sb * block.sin)
             slope = np.abs(rho) * value / (block.sa * block.sb * block.sin**2)
         return value, np.where(near, np.inf, 8 * eps * value), slope
