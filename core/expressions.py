@@ -91,21 +91,28 @@ def parse_activation_expression(text: str, variable: str = "u") -> sympy.Expr:
                 f"'{variable}' and the functions Heaviside, Max, Abs, sign, erf, sin, cos, exp, "
                 f"sqrt, ... (known: {known}, lower-case functions of SymPy)"
             )
-    try:
-        expr = parse_expr(
-            text,
-            local_dict=local,
-            global_dict={
-                "__builtins__": {},
-                "Symbol": sympy.Symbol,
-                "Integer": sympy.Integer,
-                "Float": sympy.Float,
-                "Rational": sympy.Rational,
-            },
-            transformations=standard_transformations
-            + (convert_xor, implicit_multiplication_application),
-            evaluate=True,
-        )
+    options = {
+        "local_dict": local,
+        "global_dict": {
+            "__builtins__": {},
+            "Symbol": sympy.Symbol,
+            "Integer": sympy.Integer,
+            "Float": sympy.Float,
+            "Rational": sympy.Rational,
+            # what parse_expr(evaluate=False) writes the operators as
+            **{name: getattr(sympy, name) for name in (
+                "Add", "Mul", "Pow", "Gt", "Lt", "Ge", "Le", "Eq", "Ne", "And", "Or", "Not",
+                "UnevaluatedExpr",
+            )},
+        },
+        "transformations": standard_transformations
+        + (convert_xor, implicit_multiplication_application),
+    }
+    try:  # unevaluated first: '9**9**9' must be refused before SymPy computes it
+        _check_magnitudes(parse_expr(text, evaluate=False, **options), text)
+        expr = parse_expr(text, evaluate=True, **options)
+    except InvalidInputError:
+        raise
     except Exception as exc:  # SymPy raises many types for malformed input
         raise InvalidInputError(f"cannot parse activation expression {text!r}: {exc}") from exc
     if not isinstance(expr, sympy.Expr):
@@ -117,6 +124,64 @@ def parse_activation_expression(text: str, variable: str = "u") -> sympy.Expr:
             f"only '{variable}' may appear"
         )
     return expr
+
+
+#: Constants beyond 10^LARGEST (or exponents of u beyond MAX_EXPONENT) are refused: exact
+#: arithmetic on them would hang, and no float64 computation could use them.
+LARGEST = 400
+MAX_EXPONENT = 1000
+
+
+def _log10_size(node: sympy.Basic, text: str) -> float:
+    """An upper estimate of log10 |value| of a numeric subtree, computed from the structure
+    (never by evaluating it); raises InvalidInputError beyond :data:`LARGEST`."""
+    def too_large() -> InvalidInputError:
+        return InvalidInputError(
+            f"activation expression {text!r} holds a constant of magnitude beyond 10^±{LARGEST} "
+            f"({sympy.sstr(node)[:60]}); no float64 computation can use it"
+        )
+
+    if isinstance(node, sympy.Integer):
+        size = abs(math.log10(abs(int(node)))) if node != 0 else 0.0
+    elif isinstance(node, sympy.Rational):
+        size = max(math.log10(abs(node.p)), math.log10(node.q))
+    elif isinstance(node, sympy.Float):
+        size = abs(float(sympy.log(abs(node), 10))) if node != 0 else 0.0
+    elif isinstance(node, sympy.Pow):
+        base, exponent = node.args
+        e_size = _log10_size(exponent, text)
+        if e_size > 6:
+            raise too_large()
+        size = _log10_size(base, text) * max(abs(float(exponent.evalf(15))), 1.0)
+    elif isinstance(node, sympy.exp):
+        a_size = _log10_size(node.args[0], text)
+        if a_size > 6:
+            raise too_large()
+        size = abs(float(node.args[0].evalf(15))) / 2.302585092994046
+    elif isinstance(node, (sympy.Mul, sympy.Add)):
+        size = sum(_log10_size(a, text) for a in node.args) + (
+            len(node.args) if isinstance(node, sympy.Add) else 0
+        )
+    else:  # bounded functions, constants such as pi
+        size = max((_log10_size(a, text) for a in node.args), default=1.0)
+    if size > LARGEST:
+        raise too_large()
+    return size
+
+
+def _check_magnitudes(expr: sympy.Basic, text: str) -> None:
+    """Refuse numbers too large to compute with, and powers of u beyond MAX_EXPONENT."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Pow) and node.args[0].has(U) and node.args[1].is_number:
+            if _log10_size(node.args[1], text) > 3 or abs(
+                float(node.args[1].evalf(15))
+            ) > MAX_EXPONENT:
+                raise InvalidInputError(
+                    f"activation expression {text!r}: the exponent {sympy.sstr(node.args[1])} "
+                    f"of u is beyond {MAX_EXPONENT}"
+                )
+        if node.is_number and not node.has(U):
+            _log10_size(node, text)
 
 
 def lambdify_activation(text: str) -> Callable[[np.ndarray], np.ndarray] | None:

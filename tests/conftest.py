@@ -12,6 +12,18 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+try:  # the property-based tests' profiles (hypothesis is a test extra)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci", derandomize=True, max_examples=200, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("long", max_examples=2000, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - the fuzz tests then fail to import, loudly
+    pass
 #: The reference values shipped with the tests (see tests/reference/README.md).
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 

@@ -1,32 +1,24 @@
 """Property-based tests of the dual at every magnitude (hypothesis).
 
-The profile "ci" (the default) is derandomised and sized to the CI budget; run a longer
-search with HYPOTHESIS_PROFILE=long.  Variances range over 1e-300 .. 1e300 and the
-correlation over [-1, 1]: each property must hold, or the call must end in a clear hgmntk
-error (a covariance that is not positive semidefinite, a finite value beyond float64),
-never in a foreign exception, a RuntimeWarning, a NaN or a silent inf.
+The profile "ci" (the default, registered in conftest.py) is derandomised and sized to the
+CI budget; run a longer search with HYPOTHESIS_PROFILE=long.  Variances range over
+1e-300 .. 1e300 and the correlation over [-1, 1]: each property must hold, or the call must
+end in a clear hgmntk error (a covariance that is not positive semidefinite, a finite value
+beyond float64), never in a foreign exception, a RuntimeWarning, a NaN or a silent inf.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import hgmntk
 from hgmntk.errors import ValueOverflowError
-
-settings.register_profile(
-    "ci", derandomize=True, max_examples=200, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("long", max_examples=2000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: name: degree of positive homogeneity of s (E(la a, mu b, sqrt(la mu) c) scales by
 #: (la mu)^(k/2)); the derivative dual has degree k - 1.
