@@ -57,7 +57,7 @@ import numpy as np
 import scipy.special
 
 from .integrator import PairBlock
-from .mehler import hermite_function_matrix
+from .mehler import hermite_function_matrix, horner_shift
 
 EPS = float(np.finfo(float).eps)
 LD = np.longdouble
@@ -547,11 +547,7 @@ class KinkedMehlerDual:
         e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
         kinked = bool(np.any(layer.pnorm))  # the plain series has q = 0
         for n in range(n_hi - 1, -1, -1):
-            d2 *= rho
-            d2 += de
-            de *= rho
-            de += e
-            e *= rho
+            horner_shift(e, de, d2, rho)
             e += outer(ra[n], hb[n])
             if kinked:
                 e += outer(qa[n], rb[n])

@@ -114,6 +114,17 @@ def hermite_function_matrix(x: np.ndarray, sw: np.ndarray, terms: int) -> np.nda
     return phi
 
 
+def horner_shift(e: np.ndarray, de: np.ndarray, d2: np.ndarray, rho: np.ndarray) -> None:
+    """One Horner step, in place, of e(rho) = sum_n c_n rho^n with e' and e''/2:
+    (e'', e', e) <- (rho e'' + e', rho e' + e, rho e); the caller then adds c_n to e.
+    (Shared by the plain and the kinked Mehler evaluators.)"""
+    d2 *= rho
+    d2 += de
+    de *= rho
+    de += e
+    e *= rho
+
+
 def _node_values(s, variances: np.ndarray, nodes: int, terms: int) -> tuple[np.ndarray,
                                                                               np.ndarray]:
     """(Phi, sqrt(w_k) s(sqrt(a) x_k)) in the float type of ``variances``."""
@@ -293,16 +304,11 @@ class MehlerDual:
             eh, deh, d2h = (np.zeros(rh.shape) for _ in range(3))
             hai, hbj = ha[:, at[0]], hb[:, at[-1]]  # flat blocks: at = (pairs,)
             for n in range(n_hi - 1, n_lo - 1, -1):
-                d2h = d2h * rh + deh
-                deh = deh * rh + eh
-                eh = eh * rh + hai[n] * hbj[n]
+                horner_shift(eh, deh, d2h, rh)
+                eh += hai[n] * hbj[n]
             e[at], de[at], d2[at] = eh, deh, d2h
         for n in range(n_lo - 1, -1, -1):
-            d2 *= rho
-            d2 += de
-            de *= rho
-            de += e
-            e *= rho
+            horner_shift(e, de, d2, rho)
             e += outer(ha[n], hb[n])
         d2 *= 2
         # each pair's own tail bound at its cut
