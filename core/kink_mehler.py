@@ -630,7 +630,7 @@ class KinkedMehlerDual:
         # d2E/drho2's boundary terms: dJ_(0,j)/drho = j D_(j-1), dJ_(0,0)/drho = delta delta
         for j in range(1, order):
             d2 = d2 + (b0i * pairs[1][1][:, j] + pairs[1][0][:, j] * b0j) * (j * d_j[j - 1])
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 at rho = +-1: NaN, quietly
             d2 = d2 + b0i * b0j / (2 * np.pi * _sine(rho.astype(dtype)))
         eps = EPS_LD if use_ld else EPS
         out = self.dtype
