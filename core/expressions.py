@@ -171,7 +171,8 @@ def _log10_size(node: sympy.Basic, text: str) -> float:
 
 def _check_magnitudes(expr: sympy.Basic, text: str) -> None:
     """Refuse numbers too large to compute with, and powers of u beyond MAX_EXPONENT."""
-    for node in sympy.preorder_traversal(expr):
+    walker = sympy.preorder_traversal(expr)
+    for node in walker:
         if isinstance(node, sympy.Pow) and node.args[0].has(U) and node.args[1].is_number:
             if _log10_size(node.args[1], text) > 3 or abs(
                 float(node.args[1].evalf(15))
@@ -181,7 +182,8 @@ def _check_magnitudes(expr: sympy.Basic, text: str) -> None:
                     f"of u is beyond {MAX_EXPONENT}"
                 )
         if node.is_number and not node.has(U):
-            _log10_size(node, text)
+            _log10_size(node, text)  # sizes the whole numeric subtree at once
+            walker.skip()
 
 
 def lambdify_activation(text: str) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -280,6 +282,7 @@ def _reduce_deltas(deriv: sympy.Expr) -> sympy.Expr:
     return out
 
 
+@lru_cache(maxsize=256)
 def growth_exponent(expr: sympy.Expr) -> float:
     """L = max over u -> +-oo of lim log|s(u)| / u^2, clamped at 0 (inf: faster than any
     exp(c u^2)).
@@ -287,6 +290,8 @@ def growth_exponent(expr: sympy.Expr) -> float:
     E[s(U)^2] for U ~ N(0, a) is finite when 2 L a < 1/2, i.e. for variances a < 1/(4 L),
     and infinite above; L = 0 (at most exp(o(u^2)) growth: every activation hgmntk ships)
     means every variance.  Limits SymPy cannot take count as 0 (no claim is made).
+    Cached: the limits take up to a second, and a derivation asks for them twice (the
+    check, then the variance limit it records).
     """
     w = sympy.Symbol("w", positive=True)
     worst = 0.0
