@@ -128,8 +128,10 @@ def _delta_expectation(h, weight: float, t: float, s: float) -> float:
     return weight * float(h(z)) * math.exp(-0.5 * z * z) / (abs(s) * math.sqrt(2 * math.pi))
 
 
-def _dirac_collinear(activation, key: str, sa: float, sb: float) -> float:
-    """E[s'(sa U) s'(sb U)] for s' = g + sum_j w_j delta(u - t_j) (see :func:`dirac_split`).
+def _dirac_collinear(activation, key: str):
+    """f(sa, sb) = E[s'(sa U) s'(sb U)] for s' = g + sum_j w_j delta(u - t_j) (see
+    :func:`dirac_split`); the split and g's callables are made once per call of
+    :func:`collinear_values`.
 
     = E[g g] (quadrature) + the cross terms w_j E[delta(sa U - t_j) g(sb U)] and the mirror
     one (closed form) + the delta-delta terms, infinite where two deltas sit on the same
@@ -148,26 +150,28 @@ def _dirac_collinear(activation, key: str, sa: float, sb: float) -> float:
         )
     smooth, deltas = split
     g = lambdify_activation(smooth)
-    value = 0.0
-    if smooth != "0":
-        gm = _mp_function(smooth)
-        value = _gauss_1d(g, g, sa, sb, (gm, gm))
-    for w, t in deltas:
-        value += _delta_expectation(lambda z: g(np.array(sb * z)), w, t, sa)
-        value += _delta_expectation(lambda z: g(np.array(sa * z)), w, t, sb)
-    signs = set()
-    for w1, t1 in deltas:
-        for w2, t2 in deltas:
-            if t1 * sb == t2 * sa:  # both deltas at the same U: delta(0)-like, infinite
-                if sa == 0.0 or sb == 0.0:
-                    _delta_expectation(g, 1.0, 0.0, 0.0)  # raises: zero variance at 0
-                signs.add(math.copysign(1.0, w1 * w2))
-    if len(signs) > 1:
-        raise NotApplicableError(
-            f"activation {activation.name!r}: the {key} dual on a singular covariance is "
-            "infinity minus infinity (Dirac terms of opposite signs meet)"
-        )
-    return signs.pop() * math.inf if signs else value
+    gm = _mp_function(smooth) if smooth != "0" else None
+
+    def value_at(sa: float, sb: float) -> float:
+        value = 0.0 if gm is None else _gauss_1d(g, g, sa, sb, (gm, gm))
+        for w, t in deltas:
+            value += _delta_expectation(lambda z: g(np.array(sb * z)), w, t, sa)
+            value += _delta_expectation(lambda z: g(np.array(sa * z)), w, t, sb)
+        signs = set()
+        for w1, t1 in deltas:
+            for w2, t2 in deltas:
+                if t1 * sb == t2 * sa:  # both deltas at the same U: delta(0)-like, infinite
+                    if sa == 0.0 or sb == 0.0:
+                        _delta_expectation(g, 1.0, 0.0, 0.0)  # raises: zero variance at 0
+                    signs.add(math.copysign(1.0, w1 * w2))
+        if len(signs) > 1:
+            raise NotApplicableError(
+                f"activation {activation.name!r}: the {key} dual on a singular covariance is "
+                "infinity minus infinity (Dirac terms of opposite signs meet)"
+            )
+        return signs.pop() * math.inf if signs else value
+
+    return value_at
 
 
 def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
@@ -185,23 +189,23 @@ def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
     expression = activation.function_expression(key)
     side = {"ss": "s", "dsds": "ds"}[key]
     if side not in activation.numeric_functions and expression and "DiracDelta" in expression:
-        out = np.empty(a.shape)
-        for idx in np.ndindex(a.shape):
-            sa, sb = math.sqrt(float(a[idx])), float(sign[idx]) * math.sqrt(float(b[idx]))
-            out[idx] = _dirac_collinear(activation, key, sa, sb)
-        return out
-    f1, f2 = _side_functions(activation, key)
-    exact = None
+        one = _dirac_collinear(activation, key)
+    else:
+        f1, f2 = _side_functions(activation, key)
+        exact = None
+
+        def one(sa: float, sb: float) -> float:
+            nonlocal exact
+            if exact is None and expression:
+                g = _mp_function(expression)
+                exact = (g, g)
+            return _gauss_1d(f1, f2, sa, sb, exact)
+
     out = np.empty(a.shape)
     cache: dict[tuple[float, float, float], float] = {}
     for idx in np.ndindex(a.shape):
         args = (float(a[idx]), float(b[idx]), float(sign[idx]))
         if args not in cache:
-            if exact is None and expression:
-                g = _mp_function(expression)
-                exact = (g, g)
-            cache[args] = _gauss_1d(
-                f1, f2, math.sqrt(args[0]), args[2] * math.sqrt(args[1]), exact
-            )
+            cache[args] = one(math.sqrt(args[0]), args[2] * math.sqrt(args[1]))
         out[idx] = cache[args]
     return out
