@@ -165,12 +165,13 @@ def cmd_activations_show(args: argparse.Namespace, out: TextIO) -> int:
         "annihilators": {k: list(v) for k, v in act.annihilators.items()},
         "closed_forms": sorted(act.closed_forms),
         "collinear": {k: v.to_json() for k, v in act.collinear.items()},
-        "duals": {k: _dual_record(s, full) for k, s in systems.items()},
+        "duals": {},  # filled for --json only: the text below sizes each system itself
         "provenance": dict(act.provenance),
         "plugin": reg.origin.get(("activation", act.name)),
         "source": act.source,
     }
     if args.json:
+        record["duals"] = {k: _dual_record(s, full) for k, s in systems.items()}
         print_json(record, out)
         return EXIT_OK
     w = out.write
