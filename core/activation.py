@@ -35,6 +35,8 @@ FORMAT_VERSION = 1
 
 #: The dual keys hgmntk knows: value of E[s(u)s(v)] and of E[s'(u)s'(v)].
 DUAL_KEYS = {False: "ss", True: "dsds"}
+#: The function on each side of a dual: s for "ss", s' ("ds") for "dsds".
+SIDE_OF = {"ss": "s", "dsds": "ds"}
 
 ClosedForm = Callable[..., object]
 
@@ -255,7 +257,7 @@ class Activation:
     # -------------------------------------------------------------- queries
     def pair_homogeneity(self, key: str) -> tuple[float, float] | None:
         """Degrees (k1, k2) with E(a,b,c) = a^(k1/2) b^(k2/2) e(rho), or None."""
-        side = {"ss": "s", "dsds": "ds"}.get(key)
+        side = SIDE_OF.get(key)
         k = self.homogeneity.get(side) if side else None
         return None if k is None else (float(k), float(k))
 

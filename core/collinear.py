@@ -23,12 +23,13 @@ import mpmath
 import numpy as np
 from scipy import integrate
 
+from .activation import SIDE_OF
 from .covariance import half_power
 from .errors import NotApplicableError
 
 
 def _side_functions(activation, key: str):
-    side = {"ss": "s", "dsds": "ds"}[key]
+    side = SIDE_OF[key]
     fn = activation.numeric_functions.get(side)
     if fn is None:
         raise NotApplicableError(
@@ -187,7 +188,7 @@ def collinear_values(activation, key: str, a, b, sign) -> np.ndarray:
         out = np.where(const == 0, 0.0, const * scale)
         return out
     expression = activation.function_expression(key)
-    side = {"ss": "s", "dsds": "ds"}[key]
+    side = SIDE_OF[key]
     if side not in activation.numeric_functions and expression and "DiracDelta" in expression:
         one = _dirac_collinear(activation, key)
     else:

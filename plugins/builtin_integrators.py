@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hgmntk.activation import SIDE_OF
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.errors import InvalidInputError
 from hgmntk.hookspecs import hookimpl
@@ -21,7 +22,6 @@ if TYPE_CHECKING:  # the numerical modules load when an integrator first runs (s
     from hgmntk.kink_mehler import KinkedMehlerDual
     from hgmntk.mehler import MehlerDual
 
-_SIDE = {"ss": "s", "dsds": "ds"}
 _MEHLER: dict[int, MehlerDual | KinkedMehlerDual | None] = {}
 
 
@@ -178,7 +178,7 @@ class HolonomicGradient(Integrator):
 
 
 def _numeric_pair(activation, key):
-    return activation.numeric_functions.get(_SIDE[key])
+    return activation.numeric_functions.get(SIDE_OF[key])
 
 
 def _transform(cov: Covariances, z1: np.ndarray, z2: np.ndarray):
