@@ -39,6 +39,7 @@ the GIL), so memory beyond the output is a few blocks.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -55,7 +56,9 @@ REL_TARGET = 2e-13
 EPS64 = float(np.finfo(np.float64).eps)
 EPS_LD = np.finfo(np.longdouble).eps
 #: Entries per block (rows x columns); a few hundred kB per temporary array.
-BLOCK_ENTRIES = 1 << 15
+BLOCK_ENTRIES = 3 << 13
+#: Rows of a block of a symmetric output (its transpose is written in rows this long).
+TILE_ROWS = 64
 
 
 @dataclass
@@ -107,16 +110,17 @@ def recursion(
     entries whose error bound exceeds ``REL_TARGET`` of the value at a layer in
     ``checked`` (default: every layer; the others are intermediate values whose errors
     only matter through the bounds carried on)."""
-    eps = np.finfo(sigma.dtype).eps
-    ntk = sigma.copy()
-    ntk_err = err.copy()
-    flag = np.zeros(sigma.shape, dtype=bool)
+    eps = float(np.finfo(sigma.dtype).eps)
+    ntk = sigma
+    ntk_err = err
+    flag = None
     for h, (sa, sb) in enumerate(zip(sqrt_rows, sqrt_cols), start=1):
+        sab = sa * sb
         with np.errstate(invalid="ignore", divide="ignore"):
-            rho = np.clip(sigma / (sa * sb), -1, 1)
+            rho = np.clip(sigma / sab, -1, 1)
         # the rounding of rho (and of arccos(rho)) counts as an error of c
-        err = err + 2 * eps * (np.abs(sigma) + sa * sb)
-        block = PairBlock(sa, sb, rho)
+        err = err + (2 * eps) * (np.abs(sigma) + sab)
+        block = PairBlock(sa, sb, rho, sab=sab)
         e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
         de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
         wde = w2 * de
@@ -124,18 +128,24 @@ def recursion(
             # c's error moves E by E[s's'] dc (Price) and E[s's'] by its slope
             d_err = err_d + (slope if slope is not None else np.inf) * err
             new = w2 * e + b2
-            err = w2 * (err_e + np.abs(de) * err) + eps * (w2 * np.abs(e) + b2)
+            # rounding of w2 E + b2: eps (w2 |E| + b2) <= eps (|new| + 2 b2)
+            abs_new = np.abs(new)
+            err = w2 * (err_e + np.abs(de) * err) + eps * (abs_new + 2 * b2)
+            abs_ntk = np.abs(ntk)
             ntk_new = new + ntk * wde
-            ntk_err = (err + np.abs(wde) * ntk_err + w2 * np.abs(ntk) * d_err
-                       + eps * (np.abs(new) + np.abs(ntk * wde)))
+            # rounding of new + NTK w2 E': eps (|new| + |NTK w2 E'|)
+            ntk_err = (err + np.abs(wde) * (ntk_err + eps * abs_ntk) + (w2 * abs_ntk) * d_err
+                       + eps * abs_new)
         sigma, ntk = new, ntk_new
+        # an unusable bound (an evaluator's infinite one, or NaN from inf * 0) carries on
+        # to the next layers' bounds (every bound adds the previous ones), so testing the
+        # checked layers marks it
         if checked is None or h in checked:
-            flag |= ~(err <= REL_TARGET * np.abs(sigma))
-            flag |= ~(ntk_err <= REL_TARGET * np.abs(ntk))
-        else:  # an unusable bound (an evaluator's infinite one) still marks the entry
-            flag |= ~np.isfinite(err) | ~np.isfinite(ntk_err)
+            bad = ~(err <= REL_TARGET * abs_new)
+            bad |= ~(ntk_err <= REL_TARGET * np.abs(ntk))
+            flag = bad if flag is None else flag | bad
         emit(h, sigma, ntk)
-    return flag
+    return flag if flag is not None else np.zeros(sigma.shape, dtype=bool)
 
 
 def block_layers(
@@ -161,7 +171,7 @@ def block_layers(
     h = 0..depth-1 (longdouble, from the careful diagonal recursion).  With ``symmetric``
     only the upper triangle is computed and mirrored, and only pairs i < j are marked.
     Returns the matrices of every layer 1..depth (``keep_all``) or of the last one.
-    ``progress(stage, done, total)`` is called with the rows done after each row block.
+    ``progress(stage, done, total)`` is called with the entries done after each block.
     """
     n1, n2 = x1.shape[0], x2.shape[0]
     d = x1.shape[1]
@@ -176,51 +186,53 @@ def block_layers(
     growth = 1 + np.sqrt(d) / 4
     ss_layers = layer_evaluators(ss, sq1, sq2)
     dsds_layers = layer_evaluators(dsds, sq1, sq2)
-    rows = max(1, BLOCK_ENTRIES // max(n2, 1))
-    starts = list(range(0, n1, rows))
+    tiles = _tiles(n1, n2, symmetric)
 
     def slot(h: int) -> int | None:
         return h - 1 if keep_all else (0 if h == depth else None)
 
     checked = None if keep_all else {depth}
-    rows_done = [0]
+    entries_done = [0]
     lock = threading.Lock()
 
-    def run(r0: int) -> tuple[np.ndarray, np.ndarray]:
-        r1 = min(r0 + rows, n1)
-        c0 = r0 if symmetric else 0
-        sigma = (w2 / d) * (x1[r0:r1] @ x2[c0:].T) + b2
-        err = EPS64 * ((w2 / d) * growth * np.outer(norm1[r0:r1], norm2[c0:]) + b2)
+    def run(tile: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        r0, r1, c0, c1 = tile
+        sigma = (w2 / d) * (x1[r0:r1] @ x2[c0:c1].T) + b2
+        err = EPS64 * ((w2 / d) * growth * np.outer(norm1[r0:r1], norm2[c0:c1]) + b2)
 
         def emit(h, s, k):
             at = slot(h)
             if at is not None:
-                nngp[at][r0:r1, c0:] = s
-                ntk[at][r0:r1, c0:] = k
-                if symmetric:
-                    nngp[at][c0:, r0:r1] = s.T
-                    ntk[at][c0:, r0:r1] = k.T
+                for mat, values in ((nngp[at], s), (ntk[at], k)):
+                    if symmetric:  # the mirror image, in rows of r1 - r0 entries
+                        mat[c0:c1, r0:r1] = values.T
+                    mat[r0:r1, c0:c1] = values
+                    if symmetric and c0 == r0:  # the diagonal square: lower from upper
+                        square = mat[r0:r1, r0:r1]
+                        square[lower] = square.T[lower]
 
+        lower = _lower_triangle(r1 - r0)
         flag = recursion(
-            sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:] for s in sq2],
-            ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, None), checked,
+            sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:c1] for s in sq2],
+            ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, c1), checked,
         )
-        if symmetric:  # pairs i < j only (the diagonal comes from the careful path)
-            flag &= np.arange(r0, r1)[:, None] < np.arange(c0, n2)[None, :]
+        if symmetric and c0 == r0:  # pairs i < j only (the diagonal: careful path)
+            flag &= np.arange(r0, r1)[:, None] < np.arange(c0, c1)[None, :]
         fi, fj = np.nonzero(flag)
         if progress is not None:
             with lock:
-                rows_done[0] += r1 - r0
-                done = rows_done[0]
-            progress("fast path (rows)", done, n1)
+                entries_done[0] += (r1 - r0) * (c1 - c0)
+                done = entries_done[0]
+            progress("fast path (entries)", done, total)
         return fi + r0, fj + c0
 
-    workers = workers or min(len(starts), os.cpu_count() or 1)
+    total = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles)
+    workers = workers or min(len(tiles), os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(run, starts))
+            found = list(pool.map(run, tiles))
     else:
-        found = [run(r0) for r0 in starts]
+        found = [run(tile) for tile in tiles]
     fi = np.concatenate([f[0] for f in found])
     fj = np.concatenate([f[1] for f in found])
     extended = fi.size
@@ -236,6 +248,30 @@ def block_layers(
             nngp, ntk, symmetric, checked,
         )
     return BlockResult(nngp, ntk, fi, fj, extended)
+
+
+@functools.cache
+def _lower_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the strict lower triangle of an n x n square (shared, read-only)."""
+    rows, cols = np.tril_indices(n, -1)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
+def _tiles(n1: int, n2: int, symmetric: bool) -> list[tuple[int, int, int, int]]:
+    """The (r0, r1, c0, c1) blocks of the output, about ``BLOCK_ENTRIES`` entries each:
+    strips of ``TILE_ROWS`` rows cut into column chunks.  With ``symmetric`` only the
+    chunks on or right of the diagonal (c0 >= r0; the first chunk of a strip starts on
+    the diagonal), so each is also written transposed below it in rows of ``TILE_ROWS``
+    contiguous entries, not in scattered columns."""
+    rows = min(TILE_ROWS, n1) if symmetric else max(1, min(n1, BLOCK_ENTRIES // max(n2, 1)))
+    width = max(1, BLOCK_ENTRIES // rows)
+    tiles = []
+    for r0 in range(0, n1, rows):
+        r1 = min(r0 + rows, n1)
+        for c0 in range(r0 if symmetric else 0, n2, width):
+            tiles.append((r0, r1, c0, min(c0 + width, n2)))
+    return tiles
 
 
 def longdouble_twin(ss, dsds):

@@ -29,13 +29,18 @@ from .covariance import Covariances
 @dataclass
 class PairBlock:
     """A block of pairs for block evaluators: sa (n, 1) and sb (1, m) are the square roots
-    of the variances, rho (n, m) the correlations; the angle is computed once per block and
-    shared by the evaluators of both duals."""
+    of the variances, rho (n, m) the correlations, sab = sa sb (computed when not given);
+    the angle is computed once per block and shared by the evaluators of both duals."""
 
     sa: np.ndarray
     sb: np.ndarray
     rho: np.ndarray
     cache: dict = field(default_factory=dict)  # evaluators' shared work (one per block)
+    sab: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.sab is None:
+            self.sab = self.sa * self.sb
 
     @cached_property
     def theta(self) -> np.ndarray:

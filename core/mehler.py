@@ -59,7 +59,7 @@ def is_entire_expression(expression: str | None) -> bool:
     return bool(expression) and _NOT_ENTIRE.search(expression) is None
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``nodes``-point Gauss rule of N(0, 1) in numpy longdouble:
     scipy's nodes refined by Newton's method on the orthonormal Hermite polynomial
@@ -87,7 +87,7 @@ def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return x, np.where(np.isfinite(total), 1 / total, ld(0))
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def _hermite_functions(terms: int, nodes: int, dtype=float) -> tuple[np.ndarray, np.ndarray,
                                                                       np.ndarray]:
     """Gauss-Hermite nodes x_k (weight N(0,1)), sqrt(w_k), and the matrix

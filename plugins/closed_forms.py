@@ -30,10 +30,17 @@ Each dual comes in two evaluations:
   accurate determinant, and J_n(psi) near psi = 0, where its terms cancel, from its Taylor
   series in psi (J_n(psi) = O(psi^(2n+1)));
 * the block one (``.block(pair_block)`` on float64 blocks, or longdouble arrays, for the
-  fast path of the deep kernels): theta = arccos(rho) on whole blocks, with a mask of the
-  entries it trusts, i.e. where the value is not a cancellation of its terms (|value| >=
-  TRUST * sum of the terms' magnitudes) and rho is not within ``RHO_MARGIN`` of +-1 (both
-  scaled by the unit roundoff of the float type); other entries go to the careful path.
+  fast path of the deep kernels): theta = arccos(rho) on whole blocks (its rounding and
+  rho's count as an error of c in the recursion), each value with the absolute bound 8 eps
+  times the sum of its terms' magnitudes, and infinite (the entry goes to the careful
+  path) where rho is within ``RHO_MARGIN`` of +-1.  For n <= 1 the terms are a few
+  products of sin, rho, theta and pi - theta, each within ~4 eps of its own magnitude
+  whatever the sum does, so the bound holds through a cancellation too: the recursion
+  judges it against the value of the layers it checks (an intermediate E crossing zero
+  under a bias is no reason for care).  For n = 2, 3 a value that keeps less than
+  ``TRUST`` of its terms' magnitude (J_n(theta) ~ (pi - theta)^(2n+1)) is not trusted
+  either: the careful path sums its series (all thresholds scale with the unit roundoff
+  of the float type).
 
 For n = 0 and alpha beta < 0 the bracket is evaluated as (alpha + beta)^2 pi/2 +
 (alpha - beta)^2 arcsin(rho), which keeps its relative accuracy at rho -> 0 (the sign
@@ -51,7 +58,8 @@ from hgmntk.block_kernels import precision_ratio
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.integrator import PairBlock
 
-#: A block value is trusted when it keeps at least this fraction of its terms' magnitude.
+#: A block value (n >= 2) is trusted when it keeps at least this fraction of its terms'
+#: magnitude.
 TRUST = 1e-2
 #: Block values with 1 - |rho| below this go to the careful path: arccos(rho) there has
 #: lost digits (the J_n are smooth, so only its rounding counts) ...
@@ -65,7 +73,48 @@ _SERIES_TERMS = 34
 
 def _pi(x: np.ndarray):
     """pi in the precision of x (numpy longdouble keeps its extra digits)."""
-    return np.arctan2(np.zeros((), dtype=x.dtype), -np.ones((), dtype=x.dtype))
+    return _constants(x.dtype)[0]
+
+
+@cache
+def _constants(dtype) -> tuple:
+    """(pi, eps, eps / eps of float64) in the float type ``dtype``."""
+    dtype = np.dtype(dtype)
+    pi = np.arctan2(np.zeros((), dtype=dtype), -np.ones((), dtype=dtype))[()]
+    return pi, float(np.finfo(dtype).eps), precision_ratio(dtype)
+
+
+def _rest(block: PairBlock):
+    """pi - theta of a block, computed once for both duals."""
+    rest = block.cache.get("pi - theta")
+    if rest is None:
+        rest = block.cache["pi - theta"] = _pi(block.rho) - block.theta
+    return rest
+
+
+def _j_low(n: int, mix: float, block: PairBlock):
+    """J_n(theta) + mix J_n(pi - theta) of a block, n = 0, 1, and the sum of its terms'
+    magnitudes, collected (J_0(pi - theta) = theta; J_1(pi - theta) = sin - theta rho):
+
+        n = 0:  rest + mix theta,                   magnitude rest + |mix| theta;
+        n = 1:  (1 + mix) sin + rho (rest - mix theta),
+                magnitude (1 + |mix|) sin + |rho| (rest + |mix| theta),
+
+    with rest = pi - theta >= 0 and sin >= 0."""
+    rest = _rest(block)
+    if n == 0:
+        if mix == 0:
+            return rest, rest
+        theta = block.theta
+        return rest + mix * theta, rest + abs(mix) * theta
+    rho, sin = block.rho, block.sin
+    if mix == 0:
+        t = rest * rho
+        return sin + t, sin + np.abs(t)
+    theta = block.theta
+    value = (1 + mix) * sin + rho * (rest - mix * theta)
+    magnitude = (1 + abs(mix)) * sin + np.abs(rho) * (rest + abs(mix) * theta)
+    return value, magnitude
 
 
 # ----------------------------------------------------------------- J_n and its series
@@ -187,35 +236,38 @@ class RectifiedFamily:
 
     def ss_block(self, block: PairBlock):
         """Block form of :meth:`ss` (float64 or longdouble): (values, absolute error bound,
-        None); the bound is 8 eps times the terms' magnitude, infinite where the value
-        cancels below ``TRUST`` of it or rho is within ``RHO_MARGIN`` of +-1."""
+        None); the bound is 8 eps times the terms' magnitude, infinite where rho is within
+        ``RHO_MARGIN`` of +-1 or (n >= 2) the value keeps less than ``TRUST`` of it."""
         n, al, be = self.n, self.alpha, self.beta
         rho = block.rho
-        pi = _pi(rho)
-        eps = np.finfo(rho.dtype).eps
-        ratio = precision_ratio(rho.dtype)
+        pi, eps, ratio = _constants(rho.dtype)
         if n == 0 and al * be < 0:
-            big, small = (al + be) ** 2 * pi / 2, (al - be) ** 2 * np.arcsin(rho)
-            value = (big + small) / (2 * pi)
-            magnitude = (big + np.abs(small)) / (2 * pi)
-            err = np.where(np.abs(value) >= TRUST * ratio * magnitude, 8 * eps * magnitude, np.inf)
-            return value, err, None
-        theta, sin = block.theta, block.sin
-        rest = pi - theta
-        t1 = _j_terms(n, theta, sin, rho, rest)
-        value = sum(t1)
-        magnitude = sum(np.abs(t) for t in t1) if len(t1) > 1 else np.abs(value)
-        if al * be != 0:
-            t2 = _j_terms(n, rest, sin, -rho, theta)
-            mix = 2 * al * be / (al * al + be * be)
-            value = value + mix * sum(t2)
-            magnitude = magnitude + abs(mix) * sum(np.abs(t) for t in t2)
+            # ((alpha + beta)^2 pi/2 + (alpha - beta)^2 arcsin(rho)) / (2 pi)
+            big, small = (al + be) ** 2 / 4, ((al - be) ** 2 / (2 * pi)) * np.arcsin(rho)
+            value = small + big
+            magnitude = np.abs(small) + big
+            return value, (8 * eps) * magnitude, None
+        mix = 2 * al * be / (al * al + be * be)
+        if n <= 1:  # relu, step, abs, leaky relu: a few array operations
+            value, magnitude = _j_low(n, mix, block)
+            hi = 1 - RHO_MARGIN * ratio
+            trusted = (rho >= -hi) & (rho <= hi)
+        else:
+            theta, sin = block.theta, block.sin
+            rest = _rest(block)
+            t1 = _j_terms(n, theta, sin, rho, rest)
+            value = sum(t1)
+            magnitude = sum(np.abs(t) for t in t1)
+            if mix != 0:
+                t2 = _j_terms(n, rest, sin, -rho, theta)
+                value = value + mix * sum(t2)
+                magnitude = magnitude + abs(mix) * sum(np.abs(t) for t in t2)
+            trusted = (np.abs(value) >= TRUST * ratio * magnitude) & (
+                np.abs(rho) <= 1 - RHO_MARGIN * ratio)
         scale = (al * al + be * be) / (2 * pi)
         if n:
-            scale = scale * (block.sa * block.sb) ** n
-        trusted = (np.abs(value) >= TRUST * ratio * magnitude) & (
-            np.abs(rho) <= 1 - RHO_MARGIN * ratio)
-        err = np.where(trusted, 8 * eps * scale * magnitude, np.inf)
+            scale = scale * block.sab ** n if n > 1 else scale * block.sab
+        err = np.where(trusted, (8 * eps) * scale * magnitude, np.inf)
         return scale * value, err, None
 
     # E[s' s'] --------------------------------------------------------------------
@@ -239,22 +291,23 @@ class RectifiedFamily:
         being |d E[s's'] / dc| = |E[s''s'']| (Price), which carries the error of c."""
         d = self.derivative()
         rho = block.rho
-        eps = np.finfo(rho.dtype).eps
-        near = np.abs(rho) > 1 - RHO_MARGIN_DELTA * precision_ratio(rho.dtype)
+        pi, eps, ratio = _constants(rho.dtype)
         if d is not None:
+            # a non-finite slope (rho = +-1, a zero variance) needs no mark here: the
+            # recursion's bound of E[s's'] adds slope * err(c) and so becomes non-finite
             value, err, _ = d.ss_block(block)
             dd = d.derivative()
             if dd is not None:
                 slope = np.abs(dd.ss_block(block)[0])
             else:  # s'' = jump delta: E[s''s''] = jump^2 / (2 pi sqrt(det))
                 with np.errstate(divide="ignore", over="ignore"):
-                    slope = (d.alpha - d.beta) ** 2 / (2 * _pi(rho) * block.sa * block.sb
-                                                      * block.sin)
-            return value, np.where(near & ~np.isfinite(slope), np.inf, err), slope
+                    slope = ((d.alpha - d.beta) ** 2 / (2 * pi)) / (block.sab * block.sin)
+            return value, err, slope
         jump2 = (self.alpha - self.beta) ** 2
+        near = np.abs(rho) > 1 - RHO_MARGIN_DELTA * ratio
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf: untrusted
-            value = jump2 / (2 * _pi(rho) * block.sa * block.sb * block.sin)
-            slope = np.abs(rho) * value / (block.sa * block.sb * block.sin**2)
+            value = jump2 / (2 * pi * block.sab * block.sin)
+            slope = np.abs(rho) * value / (block.sab * block.sin**2)
         return value, np.where(near, np.inf, 8 * eps * value), slope
 
     def forms(self) -> dict:

@@ -126,6 +126,25 @@ def test_every_tier_gives_the_same_kernels(monkeypatch):
         np.testing.assert_allclose(fast.ntk, other.ntk, rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "gelu"])
+def test_small_blocks_tile_the_whole_matrix(monkeypatch, name):
+    """Blocks of 7 rows by 9 columns (strips cut into chunks, the symmetric kernel's upper
+    triangle mirrored; ragged edges) give the one-block kernels: exactly symmetric, equal
+    to rounding, and the cross kernel's blocks cover every entry."""
+    X = np.vstack([hard_points(3), np.random.default_rng(4).standard_normal((23, 4))])
+    whole = hgmntk.kernels(X, activation=name, depth=3, b_std=0.1)
+    cross_whole = hgmntk.kernels(X[:17], X[17:], activation=name, depth=3, b_std=0.1)
+    monkeypatch.setattr(block_kernels, "TILE_ROWS", 7)
+    monkeypatch.setattr(block_kernels, "BLOCK_ENTRIES", 63)
+    assert len(block_kernels._tiles(X.shape[0], X.shape[0], True)) > 10
+    tiled = hgmntk.kernels(X, activation=name, depth=3, b_std=0.1)
+    cross = hgmntk.kernels(X[:17], X[17:], activation=name, depth=3, b_std=0.1)
+    for got, want in ((tiled, whole), (cross, cross_whole)):
+        for a, b in ((got.nngp, want.nngp), (got.ntk, want.ntk)):
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
+    assert np.array_equal(tiled.nngp, tiled.nngp.T) and np.array_equal(tiled.ntk, tiled.ntk.T)
+
+
 def test_cross_kernels_use_the_fast_path_too():
     X = hard_points(2)
     full = hgmntk.kernels(X, activation="relu3", depth=2, b_std=0.3)

@@ -17,8 +17,10 @@ def test_reports_reach_a_callable_and_end_at_the_total():
     X = rng.standard_normal((300, 4))
     log = []
     k = hgmntk.kernels(X, activation="relu", depth=2, progress=lambda *r: log.append(r))
-    rows = [done for stage, done, total in log if stage == "fast path (rows)"]
-    assert rows and rows == sorted(rows) and rows[-1] == 300
+    fast = [(done, total) for stage, done, total in log if stage == "fast path (entries)"]
+    done = [d for d, _ in fast]
+    assert fast and done == sorted(done) and fast[-1][0] == fast[-1][1]
+    assert fast[-1][1] >= 300 * 301 // 2  # the upper triangle, diagonal blocks whole
     assert k.careful_pairs == 0
     # an activation without a block evaluator: every pair on the careful path, by layers
     log.clear()
@@ -35,11 +37,11 @@ class _Terminal(io.StringIO):
 def test_terminal_line_is_rewritten_in_place_and_ended():
     stream = _Terminal()
     display = TerminalProgress(stream, "hgmntk kernels", delay=0.0)
-    display("fast path (rows)", 5, 10)
-    display("fast path (rows)", 10, 10)  # the last report always shows
+    display("fast path (entries)", 5, 10)
+    display("fast path (entries)", 10, 10)  # the last report always shows
     display.close()
     text = stream.getvalue()
-    assert text.startswith("\rhgmntk kernels: fast path (rows) 5/10 (50%)")
+    assert text.startswith("\rhgmntk kernels: fast path (entries) 5/10 (50%)")
     assert "10/10 (100%)" in text and text.endswith("\n")
     quiet = _Terminal()
     late = TerminalProgress(quiet, "x", delay=60.0)  # short jobs show nothing
@@ -76,5 +78,5 @@ def test_cli_kernel_shows_progress_on_a_terminal_unless_quiet(monkeypatch, tmp_p
     if quiet:
         assert shown == ""
     else:
-        assert "\rhgmntk kernels: fast path (rows) 50/50 (100%)" in shown
+        assert "\rhgmntk kernels: fast path (entries) 2500/2500 (100%)" in shown
         assert shown.endswith("\n")
