@@ -176,8 +176,12 @@ def gauss_legendre_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``nodes``-point Gauss-Legendre rule on [-1, 1] in numpy
     longdouble: scipy's nodes refined by Newton's method on P_M (three-term recurrence),
     weights 2 / ((1 - x^2) P_M'(x)^2).  Float64 rules of a thousand nodes carry ~1e-14
-    relative errors in their weights, which would limit the coefficients to that level."""
-    x = scipy.special.roots_legendre(nodes)[0].astype(LD)
+    relative errors in their weights, which would limit the coefficients to that level.
+    The rule is symmetric: only the nodes x >= 0 are refined (x = 0 is exact for odd M),
+    by two Newton steps (quadratic convergence from scipy's ~1e-15)."""
+    full = scipy.special.roots_legendre(nodes)[0]
+    x = np.abs(full[nodes // 2:]).astype(LD)  # x >= 0, ascending (0 first for odd M)
+    free = slice(nodes % 2, None)
 
     def legendre(x):
         p0, p1 = np.ones_like(x), x.copy()
@@ -185,11 +189,13 @@ def gauss_legendre_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
             p0, p1 = p1, ((2 * n + 1) * x * p1 - n * p0) / (n + 1)
         return p1, nodes * (x * p1 - p0) / (x * x - 1)  # P_M, P_M'
 
-    for _ in range(3):
-        p, dp = legendre(x)
-        x = x - p / dp
+    for _ in range(2):
+        p, dp = legendre(x[free])
+        x[free] = x[free] - p / dp
     _, dp = legendre(x)
-    return x, 2 / ((1 - x * x) * dp * dp)
+    w = 2 / ((1 - x * x) * dp * dp)
+    mirror = slice(None, -1 if nodes % 2 else None)  # node 0 (odd M) once
+    return np.concatenate([-x[::-1][mirror], x]), np.concatenate([w[::-1][mirror], w])
 
 
 @lru_cache(maxsize=32)

@@ -65,26 +65,33 @@ def gauss_hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     scipy's nodes refined by Newton's method on the orthonormal Hermite polynomial
     psi_M (psi_M' = sqrt(M) psi_(M-1)), weights 1 / sum_{n<M} psi_n(x_k)^2 (Christoffel).
     Float64 rules carry ~1e-14 relative errors in their weights, which would limit the
-    coefficients to that level."""
+    coefficients to that level.  The rule is symmetric, so only the nodes x >= 0 are
+    refined (x = 0 is exact for odd M), and two Newton steps take scipy's ~1e-14 to
+    long double's precision (the convergence is quadratic)."""
     ld = np.longdouble
-    x = scipy.special.roots_hermitenorm(nodes)[0].astype(ld)
+    full = scipy.special.roots_hermitenorm(nodes)[0]
+    x = np.abs(full[nodes // 2:]).astype(ld)  # x >= 0, ascending (0 first for odd M)
+    free = slice(nodes % 2, None)  # the odd rule's node 0 is exact
     roots = np.sqrt(np.arange(nodes + 1, dtype=ld))
     # psi_n at the outermost nodes of rules beyond ~5000 points exceeds long double's range
     # (~exp(x^2/4)); there the Newton step is skipped (scipy's node stands) and the weight,
     # below 1e-4900, is 0: no overflow warning reaches the caller
     with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(3):
-            p0, p1 = np.ones_like(x), x.copy()
+        for _ in range(2):
+            t = x[free]
+            p0, p1 = np.ones_like(t), t.copy()
             for n in range(1, nodes):
-                p0, p1 = p1, (x * p1 - roots[n] * p0) / roots[n + 1]
+                p0, p1 = p1, (t * p1 - roots[n] * p0) / roots[n + 1]
             step = p1 / (roots[nodes] * p0)
-            x = np.where(np.isfinite(step), x - step, x)
+            x[free] = np.where(np.isfinite(step), t - step, t)
         p0, p1 = np.ones_like(x), x.copy()
         total = p0 * p0 + p1 * p1
         for n in range(1, nodes - 1):
             p0, p1 = p1, (x * p1 - roots[n] * p0) / roots[n + 1]
             total += p1 * p1
-    return x, np.where(np.isfinite(total), 1 / total, ld(0))
+    w = np.where(np.isfinite(total), 1 / total, ld(0))
+    mirror = slice(None, -1 if nodes % 2 else None)  # node 0 (odd M) once
+    return (np.concatenate([-x[::-1][mirror], x]), np.concatenate([w[::-1][mirror], w]))
 
 
 @lru_cache(maxsize=64)
