@@ -205,7 +205,10 @@ def lambdify_activation(text: str) -> Callable[[np.ndarray], np.ndarray] | None:
 
     def call(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        return np.broadcast_to(np.asarray(fn(x), dtype=float), x.shape)
+        out = np.asarray(fn(x), dtype=float)
+        # a constant expression gives a scalar (broadcast_to costs microseconds, and
+        # scalar quadratures call this a hundred thousand times)
+        return out if out.shape == x.shape else np.broadcast_to(out, x.shape)
 
     return call
 

@@ -118,6 +118,7 @@ def lambdify_longdouble(expression: str) -> Callable[[np.ndarray], np.ndarray] |
 
     def call(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=LD)
-        return np.broadcast_to(np.asarray(fn(x, *values), dtype=LD), x.shape)
+        out = np.asarray(fn(x, *values), dtype=LD)
+        return out if out.shape == x.shape else np.broadcast_to(out, x.shape)
 
     return call

@@ -21,10 +21,16 @@ the tails t_n(a) = (sum_{m>=n} h_m(a)^2)^(1/2) and Cauchy-Schwarz:
     |sum_{m>=n} h_m(a) h_m(b) rho^m| <= |rho|^n t_n(a) t_n(b),
 
 and the same inequality bounds the sum's rounding by a few eps sqrt(E_aa E_bb), with
-E_aa = sum_n h_n(a)^2 = E[s(u)^2].  Each value is returned with an absolute error bound
-(coefficient noise, tail, rounding; sums weighted by |rho|^n where the cheap bound is not
-small) that the recursion of :mod:`hgmntk.block_kernels` carries on; it is infinite where
-a variance's coefficients failed their check or a pair's tail is above rounding.  Only
+E_aa = sum_n h_n(a)^2 = E[s(u)^2].  A block's entries are sorted into |rho| levels
+(``RHO_LEVELS``): each level has its own cut, so the bulk of a kernel matrix (|rho| <=
+0.35) takes the fewest terms and only the entries above a level take the terms its cut
+adds (Horner from the top level down, the state carried).  Each value is returned with
+an absolute error bound (coefficient noise, tail, rounding), for 2-D blocks with sums
+weighted by L^n at the entry's level L >= |rho| (vectors over rows and columns, Horner's
+rounding by Cauchy-Schwarz), for flat pairs by their own |rho|^n where the cheap bound
+(|rho| -> 1) is not small; the recursion of :mod:`hgmntk.block_kernels` carries it on; it
+is infinite where a variance's coefficients failed their check or a pair's tail is above
+rounding.  Only
 activations whose s is entire (no Heaviside, Max, Abs, sign, Piecewise) get this evaluator.
 """
 
@@ -48,8 +54,10 @@ COEFF_TOL = 2e-16
 EPS = float(np.finfo(float).eps)
 #: Largest number of terms tried.
 MAX_TERMS = 2048
-#: Entries of a block with |rho| up to this get their own (shorter) cut.
-LOW_RHO = 0.8
+#: |rho| levels of a block's Horner passes: the entries up to a level get that level's
+#: (shorter) cut; the bulk of a kernel matrix has |rho| <= 0.5, and its diagonal and
+#: near-duplicates (|rho| -> 1) need the most terms.
+RHO_LEVELS = (0.35, 0.6, 0.8)
 _NOT_ENTIRE = re.compile(r"Heaviside|Max|Min|Abs|sign|Piecewise|DiracDelta|floor|ceiling")
 
 
@@ -171,18 +179,101 @@ def _tails(weighted: np.ndarray, norm: np.ndarray) -> np.ndarray:
         return np.vstack([tail, np.zeros((1, tail.shape[1]))]) / norm
 
 
-def _cut(layer: _Layer, ia: np.ndarray, ib: np.ndarray, r: float) -> int:
+def _block_tails(layer: _Layer, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, ...]:
+    """max t_n(a) over the columns ia, the same over ib, and the derivative's tails (a
+    flat block names each column once per pair: the distinct ones are gathered)."""
+    ia, ib = np.unique(ia), np.unique(ib)
+    return (np.max(layer.tail[:, ia], axis=1), np.max(layer.tail[:, ib], axis=1),
+            np.max(layer.dtail[:, ia], axis=1), np.max(layer.dtail[:, ib], axis=1))
+
+
+def _cut(tails: tuple[np.ndarray, ...], r: float) -> int:
     """The smallest n with r^(n-1) max t_n(a) max t_n(b) (and the same for the
-    derivative's tails) at most ``COEFF_TOL`` over the columns ia, ib."""
-    n_all = np.arange(layer.tail.shape[0])
+    derivative's tails) at most ``COEFF_TOL``, ``tails`` from :func:`_block_tails`."""
+    ta, tb, dta, dtb = tails
+    n_all = np.arange(ta.size)
     with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
         rn = r ** np.maximum(n_all - 1, 0)
-        bound = np.maximum(
-            rn * np.max(layer.tail[:, ia], axis=1) * np.max(layer.tail[:, ib], axis=1),
-            rn * np.max(layer.dtail[:, ia], axis=1) * np.max(layer.dtail[:, ib], axis=1),
-        )
+        bound = np.maximum(rn * ta * tb, rn * dta * dtb)
     below = np.flatnonzero(bound <= COEFF_TOL)
-    return int(below[0]) if below.size else layer.h.shape[0]
+    return int(below[0]) if below.size else ta.size - 1
+
+
+#: Horner's rounding: a few roundings of the partial sums (the terms decay).
+HORNER_ROUNDINGS = 4.0
+
+
+def _level_bounds(layer: _Layer, ia, ib, ha, hb, levels, cuts, level, tail_e, tail_d):
+    """Error bounds of a 2-D block's sums, each entry at its |rho| level L >= |rho| (with
+    that level's cut c): coefficient noise EPS (|s_a| sum_n |h_n(b)| L^n + |s_b| sum_n
+    |h_n(a)| L^n), the tail, and Horner's rounding of sum_n |h_n(a) h_n(b)| L^n <=
+    (sum_n h_n(a)^2 L^n)^(1/2) (sum_n h_n(b)^2 L^n)^(1/2) (Cauchy-Schwarz); the same for
+    the derivative's sums with n L^(n-1).  Every factor is a vector over the rows or the
+    columns (a few matrix-vector products per level), so no per-term pass is needed."""
+    sums = {name: [] for name in ("la", "lb", "dla", "dlb", "ma", "mb", "dma", "dmb")}
+    for r, c in zip(levels, cuts):
+        n = np.arange(int(c))
+        with np.errstate(under="ignore"):
+            pw = r ** n
+            dpw = n * r ** np.maximum(n - 1, 0)
+        abs_a, abs_b = np.abs(ha[: int(c)]), np.abs(hb[: int(c)])
+        sq_a, sq_b = abs_a * abs_a, abs_b * abs_b
+        for name, weights, values in (("la", pw, abs_a), ("lb", pw, abs_b),
+                                      ("dla", dpw, abs_a), ("dlb", dpw, abs_b),
+                                      ("ma", pw, sq_a), ("mb", pw, sq_b),
+                                      ("dma", dpw, sq_a), ("dmb", dpw, sq_b)):
+            sums[name].append(weights @ values)
+    rows = np.arange(ia.size)[:, None]
+    cols = np.arange(ib.size)[None, :]
+
+    def at(name: str) -> np.ndarray:
+        table = np.array(sums[name])
+        if name in ("ma", "mb", "dma", "dmb"):
+            table = np.sqrt(table)
+        return table[level, rows] if name.endswith("a") else table[level, cols]
+
+    na, nb = layer.norm[ia][:, None], layer.norm[ib][None, :]
+    da, db = layer.dnorm[ia][:, None], layer.dnorm[ib][None, :]
+    rounding = HORNER_ROUNDINGS * EPS
+    err_e = (EPS * (na * at("lb") + nb * at("la")) + tail_e * na * nb
+             + rounding * at("ma") * at("mb"))
+    err_d = (EPS * (na * at("dlb") + nb * at("dla")) + tail_d * da * db
+             + rounding * at("dma") * at("dmb"))
+    return err_e, err_d
+
+
+def _pair_bounds(layer: _Layer, rho, ia, ib, ha, hb, n_hi, tail_e, tail_d, ok, e, de):
+    """Error bounds of flat pairs' sums: the cheap ones with |rho| -> 1 (coefficient
+    noise EPS (|s_a| sum_n |h_n(b)| + |s_b| sum_n |h_n(a)|), the tolerance, Horner's
+    rounding of |s_a||s_b|) first, then, where they are not small enough, sums weighted
+    by each pair's own |rho|^n."""
+    na, nb = layer.norm[ia], layer.norm[ib]
+    da, db = layer.dnorm[ia], layer.dnorm[ib]
+    rounding = HORNER_ROUNDINGS * EPS
+    err_e = EPS * (na * layer.l1[ib] + nb * layer.l1[ia]) + (COEFF_TOL + rounding) * na * nb
+    err_d = (EPS * (na * layer.dl1[ib] + nb * layer.dl1[ia])
+             + (COEFF_TOL + rounding) * da * db)
+    recheck = ok & ((err_e > REL_ERROR * np.abs(e)) | (err_d > REL_ERROR * np.abs(de)))
+    if np.any(recheck):
+        at = np.flatnonzero(recheck)
+        r = np.abs(rho[at])
+        mag, dmag = np.zeros(at.size), np.zeros(at.size)
+        la, dla, lb, dlb = (np.zeros(at.size) for _ in range(4))
+        for n in range(n_hi - 1, -1, -1):
+            dmag = dmag * r + mag
+            dla = dla * r + la
+            dlb = dlb * r + lb
+            xa, xb = np.abs(ha[n][at]), np.abs(hb[n][at])
+            mag = mag * r + xa * xb
+            la = la * r + xa
+            lb = lb * r + xb
+        # the tail: each pair's own Cauchy-Schwarz bound at the cut (not the
+        # tolerance), which vanishes with rho like the sum itself
+        err_e[at] = (EPS * (na[at] * lb + nb[at] * la) + tail_e[at] * na[at] * nb[at]
+                     + rounding * mag)
+        err_d[at] = (EPS * (na[at] * dlb + nb[at] * dla) + tail_d[at] * da[at] * db[at]
+                     + rounding * dmag)
+    return err_e, err_d
 
 
 class MehlerDual:
@@ -290,87 +381,62 @@ class MehlerDual:
             return x * y if flat else x[:, None] * y[None, :]
 
         # cuts: the smallest n with r^n t_n(a) t_n(b) (and the derivative's tail) below
-        # the tolerance over the block, for r = max |rho| (n_hi) and for the entries with
-        # |rho| <= LOW_RHO (n_lo): the bulk of a block needs far fewer terms than its
-        # diagonal and near-duplicates
+        # the tolerance over the block, for r = each level of RHO_LEVELS below max |rho|
+        # and for max |rho| itself: the entries up to a level need only its cut
         absrho = np.abs(rho)
         r_hi = float(np.max(absrho))
-        n_hi = _cut(layer, ia, ib, r_hi)
-        n_lo = _cut(layer, ia, ib, min(r_hi, LOW_RHO))
+        levels = [r for r in RHO_LEVELS if r < r_hi] + [r_hi]
+        tails = _block_tails(layer, ia, ib)
+        cuts = np.maximum.accumulate([_cut(tails, r) for r in levels])
+        n_hi = int(cuts[-1])
         h = layer.h
         ha, hb = h[:n_hi, ia], h[:n_hi, ib]
         e = np.zeros(rho.shape)
         de = np.zeros(rho.shape)
         d2 = np.zeros(rho.shape)
-        high = absrho > LOW_RHO
-        if n_hi > n_lo and np.any(high):
-            # the terms n_lo..n_hi-1 on the high entries only, then the Horner state
-            # (E, E', E'') they leave is where the whole block's pass starts
-            at = np.nonzero(high)
+        # from the top level down: the terms cuts[k-1]..cuts[k]-1 on the entries above
+        # levels[k-1] (gathered), carrying the Horner state (E, E', E'') of the entries
+        # above the next level; the whole block's pass starts where they leave it
+        carried = None
+        for k in range(len(levels) - 1, 0, -1):
+            at = np.nonzero(absrho > levels[k - 1])  # flat blocks: at = (pairs,)
+            flat_at = np.ravel_multi_index(at, rho.shape)
             rh = rho[at]
-            eh, deh, d2h = (np.zeros(rh.shape) for _ in range(3))
-            hai, hbj = ha[:, at[0]], hb[:, at[-1]]  # flat blocks: at = (pairs,)
-            for n in range(n_hi - 1, n_lo - 1, -1):
+            state = [np.zeros(rh.shape) for _ in range(3)]
+            if carried is not None:  # the entries above the next level are among these
+                inside = np.searchsorted(flat_at, carried[0])
+                for mine, theirs in zip(state, carried[1:]):
+                    mine[inside] = theirs
+            lo, top = int(cuts[k - 1]), int(cuts[k])
+            hai, hbj = h[lo:top, ia[at[0]]], h[lo:top, ib[at[-1]]]
+            eh, deh, d2h = state
+            for n in range(top - lo - 1, -1, -1):
                 horner_shift(eh, deh, d2h, rh)
                 eh += hai[n] * hbj[n]
-            e[at], de[at], d2[at] = eh, deh, d2h
-        for n in range(n_lo - 1, -1, -1):
+            carried = (flat_at, eh, deh, d2h)
+        if carried is not None:
+            for full, part in zip((e, de, d2), carried[1:]):
+                full.flat[carried[0]] = part
+        for n in range(int(cuts[0]) - 1, -1, -1):
             horner_shift(e, de, d2, rho)
             e += outer(ha[n], hb[n])
         d2 *= 2
-        # each pair's own tail bound at its cut
+        # each pair's own tail bound at its own cut
+        cut = cuts[np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")]
         with np.errstate(under="ignore"):
-            rn = absrho ** np.where(high, max(n_hi - 1, 0), max(n_lo - 1, 0))
-        tail_e = rn * np.where(high, outer(layer.tail[n_hi, ia], layer.tail[n_hi, ib]),
-                               outer(layer.tail[n_lo, ia], layer.tail[n_lo, ib]))
-        tail_d = rn * np.where(high, outer(layer.dtail[n_hi, ia], layer.dtail[n_hi, ib]),
-                               outer(layer.dtail[n_lo, ia], layer.dtail[n_lo, ib]))
+            rn = absrho ** np.maximum(cut - 1, 0)
+        ca, cb = (ia, ib) if flat else (ia[:, None], ib[None, :])
+        tail_e = rn * layer.tail[cut, ca] * layer.tail[cut, cb]
+        tail_d = rn * layer.dtail[cut, ca] * layer.dtail[cut, cb]
         tail = np.maximum(tail_e, tail_d)
         ok = outer(layer.good[ia], layer.good[ib]) & (tail <= COEFF_TOL)
-        na = layer.norm[ia] if flat else layer.norm[ia][:, None]
-        nb = layer.norm[ib] if flat else layer.norm[ib][None, :]
-        da = layer.dnorm[ia] if flat else layer.dnorm[ia][:, None]
-        db = layer.dnorm[ib] if flat else layer.dnorm[ib][None, :]
-        l1a, l1b = (layer.l1[ia], layer.l1[ib]) if flat else (layer.l1[ia][:, None],
-                                                               layer.l1[ib][None, :])
-        dl1a, dl1b = (layer.dl1[ia], layer.dl1[ib]) if flat else (layer.dl1[ia][:, None],
-                                                                   layer.dl1[ib][None, :])
-        # error estimates: coefficient noise (~eps norm each, as measured against closed
-        # forms), the tail, and Horner's rounding with the cheap magnitude bound
-        # sqrt(E_aa E_bb) first ...
-        root = 4.0  # Horner: a few roundings of the partial sums (terms decay)
-        err_e = EPS * (na * l1b + nb * l1a)
-        err_d = EPS * (na * dl1b + nb * dl1a)
-        err_e += (COEFF_TOL + root * EPS) * na * nb
-        err_d += (COEFF_TOL + root * EPS) * da * db
-        # ... and sums weighted by |rho|^n where that bound is not small enough
-        recheck = ok & ((err_e > REL_ERROR * np.abs(e)) | (err_d > REL_ERROR * np.abs(de)))
-        if np.any(recheck):
-            if flat:
-                ri = rj = np.flatnonzero(recheck)
-                at = (ri,)
-            else:
-                ri, rj = np.nonzero(recheck)
-                at = (ri, rj)
-            r = np.abs(rho[at])
-            mag, dmag = np.zeros(ri.size), np.zeros(ri.size)
-            la, dla, lb, dlb = (np.zeros(ri.size) for _ in range(4))
-            for n in range(n_hi - 1, -1, -1):
-                dmag = dmag * r + mag
-                dla = dla * r + la
-                dlb = dlb * r + lb
-                xa, xb = np.abs(ha[n][ri]), np.abs(hb[n][rj])
-                mag = mag * r + xa * xb
-                la = la * r + xa
-                lb = lb * r + xb
-            nai, nbj = layer.norm[ia][ri], layer.norm[ib][rj]
-            dai, dbj = layer.dnorm[ia][ri], layer.dnorm[ib][rj]
-            # the tail: each pair's own Cauchy-Schwarz bound at the cut (not the
-            # tolerance), which vanishes with rho like the sum itself
-            err_e[at] = (EPS * (nai * lb + nbj * la) + tail_e[at] * nai * nbj
-                         + root * EPS * mag)
-            err_d[at] = (EPS * (nai * dlb + nbj * dla) + tail_d[at] * dai * dbj
-                         + root * EPS * dmag)
+        if flat:
+            err_e, err_d = _pair_bounds(layer, rho, ia, ib, ha, hb, n_hi, tail_e, tail_d, ok,
+                                        e, de)
+        else:
+            level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
+            err_e, err_d = _level_bounds(layer, ia, ib, ha, hb, levels, cuts, level, tail_e,
+                                         tail_d)
         err_e[~ok] = np.inf
         err_d[~ok] = np.inf
         sab = np.asarray(block.sa * block.sb, dtype=float)
