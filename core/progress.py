@@ -1,10 +1,11 @@
 """Progress of long kernel jobs: a one-line display on the terminal, or a user callback.
 
 ``hgmntk.kernels(..., progress=...)`` (and ``kernel_layers``, ``KernelRegressor``, the CLI's
-``kernel`` and ``regress``) report ``(stage, done, total)``: the fast path's entries (after each block), then
-the pairs of the careful path.  ``progress=None`` (the default) shows a line on stderr only
-when stderr is a terminal and the job has run for more than :data:`DELAY` seconds;
-``False`` never shows anything; ``True`` always does; a callable receives every report
+``kernel`` and ``regress``) report ``(stage, done, total)``: the fast path's entries (after
+each block), then the pairs of the careful path.  ``progress=None`` (the default) shows a
+line on stderr only when stderr is a terminal and the job has run for more than
+:data:`DELAY` seconds; ``False`` never shows anything; ``True`` always does; a callable
+receives every report
 (from worker threads too) instead.
 """
 
