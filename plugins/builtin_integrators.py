@@ -86,6 +86,11 @@ class ClosedForm(Integrator):
 class HolonomicGradient(Integrator):
     """The holonomic gradient method: the Pfaffian ODE from the base point to each target.
 
+    For activations with Mehler's expansion (entire, or kinked at 0 between two entire
+    sides) the targets whose expansion bound meets the tolerance are answered by it first
+    (option ``mehler``; the ODE and the expansion are two independent evaluations of the
+    same holonomic function).
+
     Positively homogeneous pairs are solved on one trajectory in the angle theta
     (:func:`hgmntk.hgm.angle_sweep`); others on one angle trajectory per distinct (a, b)
     (:func:`hgmntk.hgm.solve_by_pairs`), vectorised over targets, in floating point.  Every
@@ -96,7 +101,7 @@ class HolonomicGradient(Integrator):
     name = "hgm"
     description = "holonomic gradient method (Pfaffian ODE, DOP853, error estimate)"
     exact = True
-    options = {"chunk": 4096}
+    options = {"chunk": 4096, "mehler": True}
 
     def unavailable_reason(self, activation, key):
         if not activation.holonomic:
@@ -120,9 +125,23 @@ class HolonomicGradient(Integrator):
             return angle_evaluator(activation, key)
         return mehler_evaluator(activation)
 
-    def evaluate(self, activation, key, cov, *, rtol, chunk=4096):
-        result = self._float_values(activation, key, cov, rtol, chunk)
-        return self._make_precise(activation, key, cov, result, rtol)
+    def evaluate(self, activation, key, cov, *, rtol, chunk=4096, mehler=True):
+        """The targets Mehler's expansion vouches for at ``rtol`` (``mehler=True``, where it
+        applies: see :func:`_mehler_values`), the others by the ODE: its float paths, then
+        the precise path for what they miss."""
+        taken = _mehler_values(activation, key, cov, rtol) if mehler else None
+        if taken is None:
+            result = self._float_values(activation, key, cov, rtol, chunk)
+            return self._make_precise(activation, key, cov, result, rtol)
+        values, error, done = taken
+        rest = np.flatnonzero(~done)
+        if rest.size:
+            sub = cov.take(rest)
+            result = self._float_values(activation, key, sub, rtol, chunk)
+            result = self._make_precise(activation, key, sub, result, rtol)
+            values[rest] = result.values
+            error[rest] = result.error
+        return IntegratorResult(values, error)
 
     @staticmethod
     def _make_precise(activation, key, cov, result, rtol):
@@ -148,10 +167,20 @@ class HolonomicGradient(Integrator):
         result = IntegratorResult(values, np.full(len(cov), np.inf))
         return self._make_precise(activation, key, cov, result, rtol)
 
-    def try_evaluate(self, activation, key, cov, *, rtol):
-        """Like :meth:`evaluate`, but NaN with an infinite error estimate where the float
-        paths cannot reach a target or miss the tolerance (near rho = +-1); never slow."""
-        return self._float_values(activation, key, cov, rtol, 4096)
+    def try_evaluate(self, activation, key, cov, *, rtol, chunk=4096, mehler=True):
+        """Like :meth:`evaluate`, but NaN with an infinite error estimate where Mehler's
+        expansion and the float paths cannot reach a target or miss the tolerance (near
+        rho = +-1); never slow."""
+        taken = _mehler_values(activation, key, cov, rtol) if mehler else None
+        if taken is None:
+            return self._float_values(activation, key, cov, rtol, chunk)
+        values, error, done = taken
+        rest = np.flatnonzero(~done)
+        if rest.size:
+            result = self._float_values(activation, key, cov.take(rest), rtol, chunk)
+            values[rest] = result.values
+            error[rest] = result.error
+        return IntegratorResult(values, error)
 
     @staticmethod
     def _float_values(activation, key, cov, rtol, chunk):
@@ -175,6 +204,56 @@ class HolonomicGradient(Integrator):
             values[sl] = res.values
             error[sl] = res.error
         return IntegratorResult(values, error)
+
+
+#: Mehler's expansion answers a batch first where its largest variance is at most this
+#: (beyond, its coefficients need rules of thousands of nodes; the ODE is cheaper).
+MEHLER_MAX_VARIANCE = 400.0
+
+
+def _mehler_values(activation, key, cov: Covariances, rtol: float):
+    """Mehler's expansion (:mod:`hgmntk.mehler`, :mod:`hgmntk.kink_mehler`) on a batch of
+    covariances, in its longdouble twin for longdouble batches: (values, absolute
+    errors, mask of the targets whose bound meets ``rtol``), or None where it does not
+    apply (no expansion, a homogeneous dual, huge variances).  The bound adds to the
+    expansion's own the rounding of rho = c / sqrt(ab) (3 eps |c|) times |dE/dc| (Price:
+    E[s's'] for E[ss], the slope for E[s's'])."""
+    if key not in ("ss", "dsds") or activation.pair_homogeneity(key) is not None:
+        return None
+    if len(cov) == 0 or not float(max(np.max(cov.a), np.max(cov.b))) <= MEHLER_MAX_VARIANCE:
+        return None
+    evaluator = mehler_evaluator(activation)
+    if evaluator is None:
+        return None
+    from hgmntk.integrator import PairBlock
+
+    dtype = cov.a.dtype
+    if dtype == np.longdouble:
+        evaluator = evaluator.extended()
+        if evaluator is None:
+            return None
+    sa, sb = np.sqrt(cov.a), np.sqrt(cov.b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.clip(cov.c / (sa * sb), -1, 1)
+    if dtype != np.longdouble:
+        sa, sb, rho = (np.asarray(v, dtype=float) for v in (sa, sb, rho))
+    where = np.arange(len(cov))
+    block = PairBlock(sa, sb, rho)
+    f = evaluator.prepare(sa, sb)
+    e, err_e, _ = f(block, where, where, "ss")
+    de, err_d, slope = f(block, where, where, "dsds")
+    eps = float(np.finfo(dtype).eps)
+    dc = 3 * eps * np.abs(np.asarray(cov.c, dtype=float))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, not vouched for
+        if key == "ss":
+            values, error = e, err_e + np.abs(np.asarray(de, dtype=float)) * dc
+        else:
+            values, error = de, err_d + np.asarray(slope, dtype=float) * dc
+        values = np.array(values, dtype=dtype)
+        error = np.asarray(error, dtype=float).copy()
+        done = (error <= rtol * np.abs(values)) & np.isfinite(values)
+    done &= (cov.det > 0) & (cov.a > 0) & (cov.b > 0)
+    return values, error, done
 
 
 def _numeric_pair(activation, key):

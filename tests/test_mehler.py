@@ -79,3 +79,24 @@ def test_odd_activation_bound_is_relative_at_small_correlations():
         want = 2 / mpmath.pi * mpmath.asin(2 * c / mpmath.sqrt((1 + 2 * a[k]) * (1 + 2 * b[k])))
         assert err[k] <= 1e-14 * abs(e[k]), (rho[k], err[k] / abs(e[k]))
         assert abs(e[k] - float(want)) <= err[k], rho[k]
+
+
+@pytest.mark.parametrize("name", ["gelu", "erf", "resin", "elu"])
+def test_the_hgm_integrator_asks_mehler_first_and_the_ode_agrees(name):
+    """method='hgm' answers ordinary targets by Mehler's expansion (bounds within the
+    tolerance) and the ODE alone (mehler=False) gives the same values: two independent
+    evaluations of one holonomic function."""
+    import hgmntk
+    from hgmntk.covariance import Covariances
+    from hgmntk.plugins.builtin_integrators import _mehler_values
+
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(0.2, 4.0, 12), rng.uniform(0.2, 4.0, 12)
+    c = rng.uniform(-0.9, 0.9, 12) * np.sqrt(a * b)
+    act = get_activation(name)
+    for key, derivative in (("ss", False), ("dsds", True)):
+        cov = Covariances.from_arrays(a, b, c)
+        values, error, done = _mehler_values(act, key, cov, 1e-12)
+        assert np.all(done), (name, key)
+        ode = hgmntk.dual(name, a, b, c, derivative=derivative, method="hgm", mehler=False)
+        np.testing.assert_allclose(values, ode, rtol=2e-12, atol=0)
