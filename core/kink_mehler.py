@@ -136,6 +136,11 @@ def kink_split(expression: str, order: int = ORDER) -> KinkSplit | None:
     return KinkSplit(sides, None if any(fn is None for fn in sides_ld) else sides_ld, taylor)
 
 
+#: |rho| levels of the error bounds of a 2-D block (each entry's weights L^n at the
+#: smallest level L >= |rho|).
+BOUND_LEVELS = (0.2, 0.35, 0.5, 0.65, 0.8)
+
+
 @lru_cache(maxsize=4)
 def _half_moments(count: int) -> np.ndarray:
     """mu_j = E[Y(X) X^j] = 2^(j/2) Gamma((j+1)/2) / (2 sqrt(pi)), j < count (longdouble,
@@ -578,23 +583,20 @@ class KinkedMehlerDual:
         recheck = (err_e > self.rel_error * np.abs(e)) | (err_d > self.rel_error * np.abs(de))
         if not np.any(recheck):
             return e, de, d2, err_e, err_d
-        if flat or np.mean(recheck) < 0.25:  # the entries that need it, gathered
-            at = np.nonzero(recheck)
-            i_at, j_at, r = at[0], at[-1], absrho[at]
+        if not flat:  # 2-D blocks: bounds by |rho| level (vectors, no per-term pass)
+            level_e, level_d = self._level_bounds(layer, absrho, ia, ib, n_hi, ha, qa, ra,
+                                                  hb, qb, rb)
+            err_e = np.where(recheck, level_e + tail_e, err_e)
+            err_d = np.where(recheck, level_d + tail_d, err_d)
+            return e, de, d2, err_e, err_d
+        at = np.nonzero(recheck)
+        i_at, j_at, r = at[0], at[-1], absrho[at]
 
-            def row(table, n):
-                return table[n, i_at]
+        def row(table, n):
+            return table[n, i_at]
 
-            def col(table, n):
-                return table[n, j_at]
-        else:  # most of a 2-D block: broadcast rows and columns, no gathers
-            at, r = (slice(None),) * rho.ndim, absrho
-
-            def row(table, n):
-                return table[n][:, None]
-
-            def col(table, n):
-                return table[n][None, :]
+        def col(table, n):
+            return table[n, j_at]
 
         abs_h = [np.abs(t) for t in (ha, qa, ra, hb, qb, rb)]
         la, lb, dla, dlb, mag, dmag = (np.zeros(r.shape, dtype=self.dtype) for _ in range(6))
@@ -611,6 +613,49 @@ class KinkedMehlerDual:
         err_e[at] = na * lb + la * nb + 4 * self.eps * mag + tail_e[at]
         err_d[at] = na * dlb + dla * nb + 4 * self.eps * dmag + tail_d[at]
         return e, de, d2, err_e, err_d
+
+    def _level_bounds(self, layer, absrho, ia, ib, n_hi, ha, qa, ra, hb, qb, rb):
+        """The error bounds of a 2-D block's sums (without their tails) with the weights
+        L^n of the entry's level L >= |rho| (``BOUND_LEVELS``) instead of its own |rho|^n:
+        coefficient noise times sum_n (|h_n| + |q_n|) L^n of the other side (a vector over
+        rows or columns), and Horner's rounding of sum_n (|r_a| |h_b| + |q_a| (|r_b| +
+        |q_b|)) L^n bounded by Cauchy-Schwarz, (sum |r_a|^2 L^n)^(1/2) (sum |h_b|^2
+        L^n)^(1/2) + ..., a product of row and column vectors; the same with n L^(n-1)
+        for the derivative's sums."""
+        top = float(np.max(absrho)) if absrho.size else 0.0
+        levels = [r for r in BOUND_LEVELS if r < top] + [top]
+        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
+        n = np.arange(n_hi)
+        xa, ya, za, xb, yb, zb = (np.abs(t).astype(float) for t in (ha, qa, ra, hb, qb, rb))
+        sums = {k: [] for k in ("la", "lb", "dla", "dlb", "za", "xb", "ya", "wb",
+                                "dza", "dxb", "dya", "dwb")}
+        for r in levels:
+            with np.errstate(under="ignore"):
+                pw = r ** n
+                dpw = n * r ** np.maximum(n - 1, 0)
+            for name, weights, values in (
+                    ("la", pw, xa + ya), ("lb", pw, xb + yb), ("dla", dpw, xa + ya),
+                    ("dlb", dpw, xb + yb), ("za", pw, za * za), ("xb", pw, xb * xb),
+                    ("ya", pw, ya * ya), ("wb", pw, (zb + yb) ** 2), ("dza", dpw, za * za),
+                    ("dxb", dpw, xb * xb), ("dya", dpw, ya * ya), ("dwb", dpw, (zb + yb) ** 2)):
+                sums[name].append(weights @ values)
+        rows = np.arange(ia.size)[:, None]
+        cols = np.arange(ib.size)[None, :]
+        squares = {"za", "xb", "ya", "wb", "dza", "dxb", "dya", "dwb"}
+
+        def at(name: str) -> np.ndarray:
+            table = np.array(sums[name])
+            if name in squares:
+                table = np.sqrt(table)
+            return table[level, rows] if name.endswith("a") else table[level, cols]
+
+        noise_a, noise_b = layer.noise[ia][:, None], layer.noise[ib][None, :]
+        rounding = 4 * self.eps
+        err_e = (noise_a * at("lb") + at("la") * noise_b
+                 + rounding * (at("za") * at("xb") + at("ya") * at("wb")))
+        err_d = (noise_a * at("dlb") + at("dla") * noise_b
+                 + rounding * (at("dza") * at("dxb") + at("dya") * at("dwb")))
+        return err_e, err_d
 
     def _closed(self, layer: _KinkLayer, rho, pi, pj):
         """E[p p] and its first two rho-derivatives on flat pairs (module docstring), in
