@@ -57,6 +57,7 @@ import numpy as np
 import scipy.special
 
 from .integrator import PairBlock
+from .ld_matmul import matmul
 from .mehler import hermite_function_matrix, horner_shift
 
 EPS = float(np.finfo(float).eps)
@@ -297,7 +298,7 @@ class KinkedMehlerDual:
         sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
         pos, neg = self._sides(split, sa, x, sw)
         sign = (-1.0) ** np.arange(terms)
-        h = phi @ pos + sign[:, None] * (phi @ neg)
+        h = matmul(phi, pos) + sign[:, None] * matmul(phi, neg)
         if only_h:
             return (h,)
         dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
@@ -321,7 +322,7 @@ class KinkedMehlerDual:
 
     def _rest(self, split, h, variances, terms):
         """r = h - q and q (longdouble sums) for these variances."""
-        q = (self._alpha(split, variances) @ _rectified_hermite(self.order, terms)).T
+        q = matmul(self._alpha(split, variances), _rectified_hermite(self.order, terms)).T
         return (h - q).astype(self.dtype), q.astype(self.dtype)
 
     def coefficients(self, variances: np.ndarray, terms: int | None = None,

@@ -44,6 +44,7 @@ import numpy as np
 import scipy.special
 
 from .integrator import PairBlock
+from .ld_matmul import matmul
 
 #: Below this relative error bound the cheap bounds suffice; above it the rho-weighted
 #: magnitude sums are formed for a tighter bound.
@@ -156,7 +157,7 @@ def hermite_coefficients(s, variances: np.ndarray, terms: int, nodes: int) -> np
     (terms, len(variances))) by ``nodes``-point Gauss-Hermite quadrature, in the float
     type of ``variances`` (float64 or longdouble)."""
     phi, values = _node_values(s, variances, nodes, terms)
-    return phi @ values
+    return matmul(phi, values)
 
 
 @dataclass
@@ -489,7 +490,7 @@ class LongDoubleMehler:
     def _moments(self, variances: np.ndarray, terms: int, nodes: int):
         """(h_n for n < terms, E_aa) by the ``nodes``-point rule."""
         phi, values = _node_values(self.s, variances, nodes, terms)
-        return phi @ values, np.sum(values * values, axis=0)
+        return matmul(phi, values), np.sum(values * values, axis=0)
 
     def _layer(self, variances: np.ndarray, terms: int):
         """(h, sqrt(E_aa), tail bound t, good) for unique longdouble variances."""
