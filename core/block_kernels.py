@@ -1,6 +1,6 @@
 """The fast path of the deep-kernel recursion: float64 on blocks of the kernel matrices.
 
-For every row block of the (n1, n2) output the recursion of :mod:`hgmntk.deep_kernels`
+For every block of the (n1, n2) output the recursion of :mod:`hgmntk.deep_kernels`
 
     Sigma_0 = W^2 x.x'/d + b^2,   rho_h = Sigma_h / sqrt(Sigma_h(x,x) Sigma_h(x',x')),
     Sigma_{h+1} = W^2 E[s s](rho_h) + b^2,   NTK_{h+1} = Sigma_{h+1} + NTK_h W^2 E[s' s'](rho_h)
@@ -33,7 +33,8 @@ determinants and Price distances), after one more pass where the evaluator has a
 longdouble twin (``extended()``: Mehler's expansion computed in longdouble throughout, on
 a diagonal recomputed in longdouble; a cancellation between layers magnifies the float64
 coefficients' rounding, which the first extended pass keeps).  The
-diagonal comes from the careful path too.  Row blocks run on a thread pool (numpy releases
+diagonal comes from the careful path too.  Blocks (strips of ``TILE_ROWS`` rows cut into
+column chunks, see :func:`_tiles`) run on a thread pool (numpy releases
 the GIL), so memory beyond the output is a few blocks.
 """
 

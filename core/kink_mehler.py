@@ -330,7 +330,7 @@ class KinkedMehlerDual:
         """:meth:`compute_coefficients`, cached for the last few variance arrays."""
         variances = np.ascontiguousarray(variances, dtype=self.dtype)
         key = (variances.tobytes(), terms, plain)
-        with self._lock:  # row blocks run on threads; the kink's layer is made lazily
+        with self._lock:  # blocks run on threads; the kink's layer is made lazily
             if key not in self._cache:
                 if len(self._cache) >= 8:
                     self._cache.pop(next(iter(self._cache)))

@@ -5,8 +5,7 @@
 each block), then the pairs of the careful path.  ``progress=None`` (the default) shows a
 line on stderr only when stderr is a terminal and the job has run for more than
 :data:`DELAY` seconds; ``False`` never shows anything; ``True`` always does; a callable
-receives every report
-(from worker threads too) instead.
+receives every report (from worker threads too) instead.
 """
 
 from __future__ import annotations

@@ -211,13 +211,17 @@ class HolonomicGradient(Integrator):
 MEHLER_MAX_VARIANCE = 400.0
 
 
+#: Targets per call of the expansion (its coefficients: terms x distinct variances).
+MEHLER_CHUNK = 4096
+
+
 def _mehler_values(activation, key, cov: Covariances, rtol: float):
     """Mehler's expansion (:mod:`hgmntk.mehler`, :mod:`hgmntk.kink_mehler`) on a batch of
-    covariances, in its longdouble twin for longdouble batches: (values, absolute
-    errors, mask of the targets whose bound meets ``rtol``), or None where it does not
-    apply (no expansion, a homogeneous dual, huge variances).  The bound adds to the
-    expansion's own the rounding of rho = c / sqrt(ab) (3 eps |c|) times |dE/dc| (Price:
-    E[s's'] for E[ss], the slope for E[s's'])."""
+    covariances, in its longdouble twin for longdouble batches, ``MEHLER_CHUNK`` targets
+    at a time: (values, absolute errors, mask of the targets whose bound meets ``rtol``),
+    or None where it does not apply (no expansion, a homogeneous dual, huge variances).
+    The bound adds to the expansion's own the rounding of rho = c / sqrt(ab) (3 eps |c|)
+    times |dE/dc| (Price: E[s's'] for E[ss], the slope for E[s's'])."""
     if key not in ("ss", "dsds") or activation.pair_homogeneity(key) is not None:
         return None
     if len(cov) == 0 or not float(max(np.max(cov.a), np.max(cov.b))) <= MEHLER_MAX_VARIANCE:
@@ -225,13 +229,21 @@ def _mehler_values(activation, key, cov: Covariances, rtol: float):
     evaluator = mehler_evaluator(activation)
     if evaluator is None:
         return None
-    from hgmntk.integrator import PairBlock
-
-    dtype = cov.a.dtype
-    if dtype == np.longdouble:
+    if cov.a.dtype == np.longdouble:
         evaluator = evaluator.extended()
         if evaluator is None:
             return None
+    parts = [_mehler_chunk(evaluator, key, cov.take(np.arange(i, min(i + MEHLER_CHUNK,
+                                                                     len(cov)))), rtol)
+             for i in range(0, len(cov), MEHLER_CHUNK)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def _mehler_chunk(evaluator, key, cov: Covariances, rtol: float):
+    """:func:`_mehler_values` on one chunk, with the evaluator chosen."""
+    from hgmntk.integrator import PairBlock
+
+    dtype = cov.a.dtype
     sa, sb = np.sqrt(cov.a), np.sqrt(cov.b)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.clip(cov.c / (sa * sb), -1, 1)
