@@ -58,7 +58,7 @@ import scipy.special
 
 from .integrator import PairBlock
 from .ld_matmul import matmul
-from .mehler import hermite_function_matrix, horner_shift
+from .mehler import hermite_function_matrix, horner_shift, level_factor
 
 EPS = float(np.finfo(float).eps)
 LD = np.longdouble
@@ -626,37 +626,22 @@ class KinkedMehlerDual:
         top = float(np.max(absrho)) if absrho.size else 0.0
         levels = [r for r in BOUND_LEVELS if r < top] + [top]
         level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
-        n = np.arange(n_hi)
+        counts = [n_hi] * len(levels)
         xa, ya, za, xb, yb, zb = (np.abs(t).astype(float) for t in (ha, qa, ra, hb, qb, rb))
-        sums = {k: [] for k in ("la", "lb", "dla", "dlb", "za", "xb", "ya", "wb",
-                                "dza", "dxb", "dya", "dwb")}
-        for r in levels:
-            with np.errstate(under="ignore"):
-                pw = r ** n
-                dpw = n * r ** np.maximum(n - 1, 0)
-            for name, weights, values in (
-                    ("la", pw, xa + ya), ("lb", pw, xb + yb), ("dla", dpw, xa + ya),
-                    ("dlb", dpw, xb + yb), ("za", pw, za * za), ("xb", pw, xb * xb),
-                    ("ya", pw, ya * ya), ("wb", pw, (zb + yb) ** 2), ("dza", dpw, za * za),
-                    ("dxb", dpw, xb * xb), ("dya", dpw, ya * ya), ("dwb", dpw, (zb + yb) ** 2)):
-                sums[name].append(weights @ values)
-        rows = np.arange(ia.size)[:, None]
-        cols = np.arange(ib.size)[None, :]
-        squares = {"za", "xb", "ya", "wb", "dza", "dxb", "dya", "dwb"}
 
-        def at(name: str) -> np.ndarray:
-            table = np.array(sums[name])
-            if name in squares:
-                table = np.sqrt(table)
-            return table[level, rows] if name.endswith("a") else table[level, cols]
+        def factor(values, row_side, derivative=False, root=False):
+            return level_factor(values, levels, counts, level, row_side, derivative, root)
 
         noise_a, noise_b = layer.noise[ia][:, None], layer.noise[ib][None, :]
         rounding = 4 * self.eps
-        err_e = (noise_a * at("lb") + at("la") * noise_b
-                 + rounding * (at("za") * at("xb") + at("ya") * at("wb")))
-        err_d = (noise_a * at("dlb") + at("dla") * noise_b
-                 + rounding * (at("dza") * at("dxb") + at("dya") * at("dwb")))
-        return err_e, err_d
+        terms = []
+        for d in (False, True):  # E's sums, then E''s (weights n L^(n-1))
+            terms.append(
+                noise_a * factor(xb + yb, False, d) + factor(xa + ya, True, d) * noise_b
+                + rounding * (factor(za * za, True, d, True) * factor(xb * xb, False, d, True)
+                              + factor(ya * ya, True, d, True)
+                              * factor((zb + yb) ** 2, False, d, True)))
+        return terms[0], terms[1]
 
     def _closed(self, layer: _KinkLayer, rho, pi, pj):
         """E[p p] and its first two rho-derivatives on flat pairs (module docstring), in

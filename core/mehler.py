@@ -204,6 +204,24 @@ def _cut(tails: tuple[np.ndarray, ...], r: float) -> int:
 HORNER_ROUNDINGS = 4.0
 
 
+def level_factor(values: np.ndarray, levels, counts, level: np.ndarray, rows: bool,
+                 derivative: bool = False, root: bool = False) -> np.ndarray:
+    """A row or column factor of the error bounds by |rho| level, on a 2-D block: for
+    each entry (its level index in ``level``, rows x columns) sum_{n < counts[k]} w(n)
+    values[n, i] at its level L_k, with w(n) = L_k^n (or n L_k^(n-1) with
+    ``derivative``), i the entry's row (``rows``) or column; its square root with
+    ``root`` (Cauchy-Schwarz factors).  Shared with :mod:`hgmntk.kink_mehler`."""
+    table = []
+    for r, c in zip(levels, counts):
+        n = np.arange(int(c))
+        with np.errstate(under="ignore"):
+            weights = n * r ** np.maximum(n - 1, 0) if derivative else r ** n
+        table.append(weights @ values[: int(c)])
+    table = np.sqrt(np.array(table)) if root else np.array(table)
+    index = np.arange(table.shape[1])
+    return table[level, index[:, None] if rows else index[None, :]]
+
+
 def _level_bounds(layer: _Layer, ia, ib, ha, hb, levels, cuts, level, tail_e, tail_d):
     """Error bounds of a 2-D block's sums, each entry at its |rho| level L >= |rho| (with
     that level's cut c): coefficient noise EPS (|s_a| sum_n |h_n(b)| L^n + |s_b| sum_n
@@ -211,35 +229,21 @@ def _level_bounds(layer: _Layer, ia, ib, ha, hb, levels, cuts, level, tail_e, ta
     (sum_n h_n(a)^2 L^n)^(1/2) (sum_n h_n(b)^2 L^n)^(1/2) (Cauchy-Schwarz); the same for
     the derivative's sums with n L^(n-1).  Every factor is a vector over the rows or the
     columns (a few matrix-vector products per level), so no per-term pass is needed."""
-    sums = {name: [] for name in ("la", "lb", "dla", "dlb", "ma", "mb", "dma", "dmb")}
-    for r, c in zip(levels, cuts):
-        n = np.arange(int(c))
-        with np.errstate(under="ignore"):
-            pw = r ** n
-            dpw = n * r ** np.maximum(n - 1, 0)
-        abs_a, abs_b = np.abs(ha[: int(c)]), np.abs(hb[: int(c)])
-        sq_a, sq_b = abs_a * abs_a, abs_b * abs_b
-        for name, weights, values in (("la", pw, abs_a), ("lb", pw, abs_b),
-                                      ("dla", dpw, abs_a), ("dlb", dpw, abs_b),
-                                      ("ma", pw, sq_a), ("mb", pw, sq_b),
-                                      ("dma", dpw, sq_a), ("dmb", dpw, sq_b)):
-            sums[name].append(weights @ values)
-    rows = np.arange(ia.size)[:, None]
-    cols = np.arange(ib.size)[None, :]
+    abs_a, abs_b = np.abs(ha), np.abs(hb)
 
-    def at(name: str) -> np.ndarray:
-        table = np.array(sums[name])
-        if name in ("ma", "mb", "dma", "dmb"):
-            table = np.sqrt(table)
-        return table[level, rows] if name.endswith("a") else table[level, cols]
+    def factor(values, row_side, derivative=False, root=False):
+        return level_factor(values, levels, cuts, level, row_side, derivative, root)
 
     na, nb = layer.norm[ia][:, None], layer.norm[ib][None, :]
     da, db = layer.dnorm[ia][:, None], layer.dnorm[ib][None, :]
     rounding = HORNER_ROUNDINGS * EPS
-    err_e = (EPS * (na * at("lb") + nb * at("la")) + tail_e * na * nb
-             + rounding * at("ma") * at("mb"))
-    err_d = (EPS * (na * at("dlb") + nb * at("dla")) + tail_d * da * db
-             + rounding * at("dma") * at("dmb"))
+    err_e = (EPS * (na * factor(abs_b, False) + nb * factor(abs_a, True)) + tail_e * na * nb
+             + rounding * factor(abs_a**2, True, root=True)
+             * factor(abs_b**2, False, root=True))
+    err_d = (EPS * (na * factor(abs_b, False, True) + nb * factor(abs_a, True, True))
+             + tail_d * da * db
+             + rounding * factor(abs_a**2, True, True, True)
+             * factor(abs_b**2, False, True, True))
     return err_e, err_d
 
 
@@ -423,7 +427,8 @@ class MehlerDual:
             e += outer(ha[n], hb[n])
         d2 *= 2
         # each pair's own tail bound at its own cut
-        cut = cuts[np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")]
+        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
+        cut = cuts[level]
         with np.errstate(under="ignore"):
             rn = absrho ** np.maximum(cut - 1, 0)
         ca, cb = (ia, ib) if flat else (ia[:, None], ib[None, :])
@@ -435,7 +440,6 @@ class MehlerDual:
             err_e, err_d = _pair_bounds(layer, rho, ia, ib, ha, hb, n_hi, tail_e, tail_d, ok,
                                         e, de)
         else:
-            level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
             err_e, err_d = _level_bounds(layer, ia, ib, ha, hb, levels, cuts, level, tail_e,
                                          tail_d)
         err_e[~ok] = np.inf

@@ -129,19 +129,11 @@ class HolonomicGradient(Integrator):
         """The targets Mehler's expansion vouches for at ``rtol`` (``mehler=True``, where it
         applies: see :func:`_mehler_values`), the others by the ODE: its float paths, then
         the precise path for what they miss."""
-        taken = _mehler_values(activation, key, cov, rtol) if mehler else None
-        if taken is None:
-            result = self._float_values(activation, key, cov, rtol, chunk)
-            return self._make_precise(activation, key, cov, result, rtol)
-        values, error, done = taken
-        rest = np.flatnonzero(~done)
-        if rest.size:
-            sub = cov.take(rest)
+        def ode(sub):
             result = self._float_values(activation, key, sub, rtol, chunk)
-            result = self._make_precise(activation, key, sub, result, rtol)
-            values[rest] = result.values
-            error[rest] = result.error
-        return IntegratorResult(values, error)
+            return self._make_precise(activation, key, sub, result, rtol)
+
+        return _mehler_first(activation, key, cov, rtol, mehler, ode)
 
     @staticmethod
     def _make_precise(activation, key, cov, result, rtol):
@@ -171,16 +163,8 @@ class HolonomicGradient(Integrator):
         """Like :meth:`evaluate`, but NaN with an infinite error estimate where Mehler's
         expansion and the float paths cannot reach a target or miss the tolerance (near
         rho = +-1); never slow."""
-        taken = _mehler_values(activation, key, cov, rtol) if mehler else None
-        if taken is None:
-            return self._float_values(activation, key, cov, rtol, chunk)
-        values, error, done = taken
-        rest = np.flatnonzero(~done)
-        if rest.size:
-            result = self._float_values(activation, key, cov.take(rest), rtol, chunk)
-            values[rest] = result.values
-            error[rest] = result.error
-        return IntegratorResult(values, error)
+        return _mehler_first(activation, key, cov, rtol, mehler,
+                             lambda sub: self._float_values(activation, key, sub, rtol, chunk))
 
     @staticmethod
     def _float_values(activation, key, cov, rtol, chunk):
@@ -213,6 +197,22 @@ MEHLER_MAX_VARIANCE = 400.0
 
 #: Targets per call of the expansion (its coefficients: terms x distinct variances).
 MEHLER_CHUNK = 4096
+
+
+def _mehler_first(activation, key, cov: Covariances, rtol: float, mehler: bool,
+                  rest) -> IntegratorResult:
+    """The targets Mehler's expansion vouches for (with ``mehler``: :func:`_mehler_values`),
+    ``rest(sub_batch)`` (an IntegratorResult) for the others, or for all of them."""
+    taken = _mehler_values(activation, key, cov, rtol) if mehler else None
+    if taken is None:
+        return rest(cov)
+    values, error, done = taken
+    left = np.flatnonzero(~done)
+    if left.size:
+        result = rest(cov.take(left))
+        values[left] = result.values
+        error[left] = result.error
+    return IntegratorResult(values, error)
 
 
 def _mehler_values(activation, key, cov: Covariances, rtol: float):
