@@ -103,6 +103,7 @@ def recursion(
     rows=slice(None),
     cols=slice(None),
     checked=None,
+    rho_absolute: bool = True,
 ) -> np.ndarray:
     """Run the layers from Sigma_0 = ``sigma`` (with absolute error bound ``err``) in the
     float type of ``sigma``; ``ss[h]``, ``dsds[h]`` are the layers' evaluators (see
@@ -110,7 +111,11 @@ def recursion(
     ``emit(h, Sigma_h, NTK_h)`` receives every layer h = 1..depth.  Returns the mask of
     entries whose error bound exceeds ``REL_TARGET`` of the value at a layer in
     ``checked`` (default: every layer; the others are intermediate values whose errors
-    only matter through the bounds carried on)."""
+    only matter through the bounds carried on).  The rounding of rho counts as an error
+    of c of 2 eps (|c| + sqrt(ab)) with ``rho_absolute`` (evaluators that take arccos(rho),
+    whose rounding is absolute), else of 2 eps |c| (evaluators using rho and sqrt(ab)
+    only, e.g. the smooth closed forms: rho = c / sqrt(ab) is within eps of its relative
+    value)."""
     eps = float(np.finfo(sigma.dtype).eps)
     ntk = sigma
     ntk_err = err
@@ -120,7 +125,7 @@ def recursion(
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.clip(sigma / sab, -1, 1)
         # the rounding of rho (and of arccos(rho)) counts as an error of c
-        err = err + (2 * eps) * (np.abs(sigma) + sab)
+        err = err + (2 * eps) * (np.abs(sigma) + sab if rho_absolute else np.abs(sigma))
         block = PairBlock(sa, sb, rho, sab=sab)
         e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
         de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
@@ -188,6 +193,7 @@ def block_layers(
     ss_layers = layer_evaluators(ss, sq1, sq2)
     dsds_layers = layer_evaluators(dsds, sq1, sq2)
     tiles = _tiles(n1, n2, symmetric)
+    rho_absolute = not (getattr(ss, "relative_rho", False) and getattr(dsds, "relative_rho", False))
 
     def slot(h: int) -> int | None:
         return h - 1 if keep_all else (0 if h == depth else None)
@@ -216,6 +222,7 @@ def block_layers(
         flag = recursion(
             sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:c1] for s in sq2],
             ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, c1), checked,
+            rho_absolute,
         )
         if symmetric and c0 == r0:  # pairs i < j only (the diagonal: careful path)
             flag &= np.arange(r0, r1)[:, None] < np.arange(c0, c1)[None, :]
@@ -238,9 +245,12 @@ def block_layers(
     fj = np.concatenate([f[1] for f in found])
     extended = fi.size
     if fi.size:
+        fi, fj = _compensated(x1, x2, fi, fj, sq1, sq2, ss_layers, dsds_layers, w_std, b_std,
+                              slot, nngp, ntk, symmetric, checked, rho_absolute)
+    if fi.size:
         fi, fj = _extended(
             x1, x2, fi, fj, sigma_diag1, sigma_diag2, ss_layers, dsds_layers, w_std, b_std,
-            slot, nngp, ntk, symmetric, checked,
+            slot, nngp, ntk, symmetric, checked, rho_absolute,
         )
     twin = longdouble_twin(ss, dsds)
     if fi.size and twin is not None:
@@ -333,8 +343,36 @@ def _longdouble_pass(twin, x1, x2, i, j, diag1, diag2, sq1, sq2, w_std, b_std, s
     return np.concatenate([i[~keep], ri]), np.concatenate([j[~keep], rj])
 
 
+def _compensated(x1, x2, i, j, sq1, sq2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric,
+                 checked, rho_absolute=True):
+    """Redo pairs (i, j) in float64 from a Sigma_0 formed by compensated dot products
+    (correctly rounded to float64): most marked entries are marked for the cancellation
+    of x.x' alone (nearly orthogonal inputs, which an odd activation carries on), and
+    need no extended precision after it.  Returns the pairs still marked."""
+    w2, b2 = float(w_std) ** 2, float(b_std) ** 2
+    d = x1.shape[1]
+    hi, lo = dot2(x1[i], x2[j])
+    sigma = affine_covariance(w2, b2, hi, lo, d).astype(float)
+    norms = np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i]) * np.einsum("ij,ij->i", x2[j], x2[j]))
+    # rounding to float64, plus the double-double forming's own error
+    err = (EPS64 / 2) * np.abs(sigma) + (2 * float(EPS_LD)) * (w2 / d * norms + b2)
+
+    def emit(h, s, k):
+        at = slot(h)
+        if at is not None:
+            nngp[at][i, j] = s
+            ntk[at][i, j] = k
+            if symmetric:
+                nngp[at][j, i] = s
+                ntk[at][j, i] = k
+
+    flag = recursion(sigma, err, [s[i] for s in sq1], [s[j] for s in sq2], ss, dsds, w2, b2,
+                     emit, i, j, checked, rho_absolute)
+    return i[flag], j[flag]
+
+
 def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric,
-              checked):
+              checked, rho_absolute=True):
     """Redo pairs (i, j) in numpy longdouble; returns the pairs still marked."""
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
@@ -355,6 +393,6 @@ def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, nt
 
     flag = recursion(
         sigma, err.astype(ld), [np.sqrt(s[i]) for s in diag1], [np.sqrt(s[j]) for s in diag2],
-        ss, dsds, w2, b2, emit, i, j, checked,
+        ss, dsds, w2, b2, emit, i, j, checked, rho_absolute,
     )
     return i[flag], j[flag]

@@ -30,7 +30,12 @@ from .activation import Activation
 from .block_kernels import block_layers, longdouble_twin, refined_diagonal
 from .collinear import collinear_values
 from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
-from .dual_activation import choose_integrator, evaluate_dual, get_activation
+from .dual_activation import (
+    check_variance_limit,
+    choose_integrator,
+    evaluate_dual,
+    get_activation,
+)
 from .errors import HgmntkError, IntegrationError, InvalidInputError
 from .progress import ProgressCallback, reporter
 
@@ -293,12 +298,15 @@ class _Diagonal:
 
 def _collinear_same(act: Activation, sigma: np.ndarray, fast) -> tuple[np.ndarray, np.ndarray]:
     """E[s(u)^2] and E[s'(u)^2] for u ~ N(0, sigma): from the fast evaluator's ``collinear``
-    where it has one and vouches for the value, else from the collinear 1-D integrals."""
+    where it has one and vouches for the value (in sigma's long double where the evaluator
+    says ``collinear_any_float``), else from the collinear 1-D integrals."""
     e = np.full(sigma.shape, np.nan, dtype=sigma.dtype)
     f = e.copy()
     todo = np.ones(sigma.shape, dtype=bool)
     if fast is not None and hasattr(fast, "collinear") and sigma.size:
-        fe, ff, ok = fast.collinear(sigma.astype(float))
+        # an evaluator computing in any float type (closed forms) gets the long doubles
+        keep = getattr(fast, "collinear_any_float", False)
+        fe, ff, ok = fast.collinear(sigma if keep else sigma.astype(float))
         e[ok], f[ok] = fe[ok], ff[ok]
         todo = ~ok
     if np.any(todo):
@@ -319,6 +327,7 @@ def _diagonal(act: Activation, x: np.ndarray, depth: int, w2, b2, fast=None,
     out = _Diagonal([sigma], [sigma.copy()], [], [])
     for h in range(depth):
         _check_scale(out.ntk[-1], f"NTK_{h}", name)
+        check_variance_limit(act, sigma, f"Sigma_{h}({name}, {name})")
         with np.errstate(over="ignore"):  # an overflowing E[s^2] is reported just below
             e, f = _collinear_same(act, sigma, fast)
         if not np.all(np.isfinite(e)):

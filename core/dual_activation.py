@@ -88,6 +88,9 @@ def get_activation(activation: str | Activation, method: str = "auto") -> Activa
     registry = get_registry()
     if activation in registry.activations:
         return registry.activations[activation]
+    member = family_member(activation)
+    if member is not None:
+        return member
     from .expressions import parse_activation_expression, quadrature_activation
 
     known = ", ".join(sorted(registry.activations))
@@ -111,6 +114,20 @@ def get_activation(activation: str | Activation, method: str = "auto") -> Activa
         ) from exc
     with no_system_hint():
         return derive_cached(expr)
+
+
+def family_member(text: str) -> Activation | None:
+    """The activation written as ``family(param=value, ...)`` or a bare family name
+    (``"leaky_relu(alpha=0.2)"``, ``"Erf(a=2)"``), or None when ``text`` names no
+    registered family."""
+    from .plugin_manager import get_registry
+
+    families = get_registry().families
+    if not families:
+        return None
+    from .family import parse_family_call
+
+    return parse_family_call(text, families)
 
 
 def quadrature_methods() -> list[str]:
@@ -219,13 +236,21 @@ def evaluate_dual(
 def _check_variance_limit(activation, cov: Covariances) -> None:
     """Refuse variances at which E[s(U)^2] is infinite (activations growing like exp(c u^2),
     whose provenance records the limit 1/(4c))."""
+    if len(cov):
+        check_variance_limit(activation, np.concatenate([cov.a, cov.b]))
+
+
+def check_variance_limit(activation, variances: np.ndarray, where: str = "") -> None:
+    """:class:`DivergentDualError` if a variance reaches the activation's
+    ``variance_limit`` (its provenance; s growing like exp(c u^2) has 1/(4c))."""
     limit = activation.provenance.get("variance_limit")
-    if limit is None or len(cov) == 0:
+    if limit is None or np.size(variances) == 0:
         return
-    worst = float(max(np.max(cov.a), np.max(cov.b)))
+    worst = float(np.max(variances))
     if worst >= float(limit):
+        at = f" ({where})" if where else ""
         raise DivergentDualError(
-            f"the duals of {activation.name!r} diverge at variance {worst:g}: s = "
+            f"the duals of {activation.name!r} diverge at variance {worst:g}{at}: s = "
             f"{activation.expression} grows like exp(c u^2) with c = {1 / (4 * limit):g}, "
             f"so E[s(U)^2] is finite only for variances below 1/(4c) = {float(limit):g}"
         )
@@ -261,10 +286,7 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
     same = np.full(n, np.nan, dtype=values.dtype)
     opposite = np.full(n, np.nan, dtype=values.dtype)
     if np.any(wanted):
-        from .collinear import collinear_values
-
-        same[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], 1.0)
-        opposite[wanted] = collinear_values(activation, key, cov.a[wanted], cov.b[wanted], -1.0)
+        _collinear_into(activation, key, integrator, cov, wanted, same, opposite)
     at_same = singular & (cov.c >= 0)
     values[at_same] = same[at_same]
     values[singular & ~at_same] = opposite[singular & ~at_same]
@@ -308,6 +330,25 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
     if not np.all(np.isfinite(values) | np.isinf(same) | np.isinf(opposite)):
         raise ArithmeticError("internal error: a dual value is NaN")
     return DualResult(values, error, to_same, to_opposite, integrator.name)
+
+
+def _collinear_into(activation, key, integrator, cov, wanted, same, opposite) -> None:
+    """The duals at rho = +1 and -1 on the variances of ``wanted``: from a closed form
+    that holds there (its ``singular``) when the closed form is the method, else (and
+    where that is not finite) from the collinear data (:mod:`hgmntk.collinear`)."""
+    from .collinear import collinear_values
+
+    a, b = cov.a[wanted], cov.b[wanted]
+    form = activation.closed_forms.get(key) if integrator.name == "closed" else None
+    singular = getattr(form, "singular", None)
+    for out, sign in ((same, 1.0), (opposite, -1.0)):
+        values = np.full(a.shape, np.nan, dtype=out.dtype)
+        if singular is not None:
+            values[:] = singular(a, b, sign)
+        todo = ~np.isfinite(values)
+        if np.any(todo):
+            values[todo] = collinear_values(activation, key, a[todo], b[todo], sign)
+        out[wanted] = values
 
 
 def _price_integral(node_eval, activation, sub: Covariances, near0, rtol, options):

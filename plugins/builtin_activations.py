@@ -13,7 +13,7 @@ from importlib import resources
 from hgmntk.activation import Activation
 from hgmntk.hookspecs import hookimpl
 
-from . import closed_forms
+from . import closed_forms, smooth_forms
 
 #: Closed forms (arc-cosine kernels): s = alpha u^n Y(u) + beta (-u)^n Y(-u).
 CLOSED_FORMS = {
@@ -27,6 +27,16 @@ CLOSED_FORMS = {
         "relu3": (3, 1.0, 0.0),
     }.items()
 }
+
+#: Closed forms of the smooth built-ins (:mod:`hgmntk.plugins.smooth_forms`).
+CLOSED_FORMS.update(
+    erf=smooth_forms.ErfForm(1.0, 1.0).forms(),
+    sin=smooth_forms.TrigForm(1.0, 1.0).forms(),
+    cos=smooth_forms.TrigForm(1.0, 1.0, cosine=True).forms(),
+    exp=smooth_forms.ExpForm(1.0, 1.0).forms(),
+    gauss=smooth_forms.GaussianForm(1.0, -0.5).forms(),
+    gelu=smooth_forms.GeluForm().forms(),
+)
 
 NOT_HOLONOMIC = {
     "sigmoid": ("1/(1 + exp(-u))", "exp(-u)/(1 + exp(-u))**2", "logistic sigmoid"),

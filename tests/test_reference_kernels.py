@@ -1,5 +1,5 @@
 """NNGP and NTK of deep networks against kernels.json (erf, gelu, resin; relu is in
-test_reference_relu_step.py).
+test_reference_relu_step.py), by the HGM and by the closed forms (erf, gelu).
 
 kernels.json holds, for data set gauss20_d5 and (W_std, b_std) in {(1.5, 0.1), (1, 0)}, the
 kernels of depths 1, 3 and 5.  One recursion to the deepest depth per (W_std, b_std)
@@ -18,7 +18,7 @@ from tests.conftest import kernel_results, mp_array
 TOL = 1e-12
 
 
-def _check(activation: str) -> None:
+def _check(activation: str, method: str = "hgm") -> None:
     X, results = kernel_results(activation)
     configs = sorted({(float(r["W_std"]), float(r["b_std"])) for r in results})
     assert len(results) >= 6 and len(configs) >= 2
@@ -26,7 +26,7 @@ def _check(activation: str) -> None:
         mine = [r for r in results if (float(r["W_std"]), float(r["b_std"])) == (w_std, b_std)]
         deepest = max(r["depth"] for r in mine)
         layers = hgmntk.kernel_layers(
-            X, activation=activation, depth=deepest, w_std=w_std, b_std=b_std, method="hgm"
+            X, activation=activation, depth=deepest, w_std=w_std, b_std=b_std, method=method
         )
         for r in mine:
             k = layers[r["depth"] - 1]
@@ -39,6 +39,12 @@ def _check(activation: str) -> None:
 
 def test_erf_kernels_match_reference():
     _check("erf")
+
+
+@pytest.mark.parametrize("activation", ["erf", "gelu"])
+def test_closed_form_kernels_match_reference(activation):
+    """The smooth closed forms (hgmntk.plugins.smooth_forms): fast path and careful path."""
+    _check(activation, method="closed")
 
 
 @pytest.mark.slow

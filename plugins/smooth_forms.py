@@ -1,0 +1,404 @@
+"""Closed forms of the duals of smooth activations: erf, sin and cos, exp, Gaussian, gelu,
+polynomials.
+
+Every form is written in the quantities of a pair that carry no cancellation: the square
+roots sa, sb of the variances, c, and the accurate determinant det = ab - c^2 (Gaussian
+integrals of these activations give determinants such as (1 + t a)(1 + t b) - t^2 c^2 =
+1 + t (a + b) + t^2 det, a sum of positive terms), and
+
+    a + b - 2c = (sa - sb)^2 + 2 det / (sa sb + c)   (c > 0),
+    a + b + 2c = (sa - sb)^2 + 2 det / (sa sb - c)   (c < 0),
+
+so no formula subtracts two nearly equal numbers at rho -> +-1.  With t = 2B^2 and
+D_t = 1 + t (a + b) + t^2 det:
+
+* erf, s = A erf(B u) + C:  E[ss] = A^2 (2/pi) arctan2(t c, sqrt(D_t)) + C^2,
+  E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t);
+* sin / cos, s = A sin(B u + C) or A cos(B u + C):  with P = B^2 (a + b - 2c)/2 and
+  Q = B^2 (a + b + 2c)/2,  E[ss] = (A^2/2) (e^-P + g e^-Q), g = -cos 2C (sin), cos 2C (cos);
+  for g < 0 as (A^2/2) ((e^-P - e^-Q) + (1 + g) e^-Q) with e^-P - e^-Q from expm1 and
+  1 + g = 2 sin^2 C (sin), 2 cos^2 C (cos); s' is the other function with amplitude A B;
+* exp, s = A exp(B u):  E[ss] = A^2 exp(B^2 (a + b + 2c)/2), s' = B s;
+* Gaussian, s = A exp(B u^2) (converges for 2 B max(a, b) < 1):  with
+  G = (1 - 2B a)(1 - 2B b) - 4 B^2 c^2 = 1 - 2B (a + b) + 4 B^2 det,
+  E[ss] = A^2 / sqrt(G),  E[s's'] = 4 A^2 B^2 c / G^(3/2);
+* gelu, s = u Phi(u) (Tsuchida, Pearce and Gallagher 2021, "Avoiding kernel fixed points"),
+  with delta^2 = (a + 1)(b + 1) - c^2 = 1 + a + b + det:
+  E[ss] = [(c^2 + ab delta^2) / ((a + 1)(b + 1) delta) + c arctan2(c, delta)] / (2 pi) + c/4,
+  E[s's'] = c/(2 pi delta) [1/delta^2 + (2 + a + b)/((a + 1)(b + 1))] + 1/4
+            + arctan2(c, delta)/(2 pi)   (= dE[ss]/dc by Price's theorem),
+  where 1/4 + arctan2(c, delta)/(2 pi) is evaluated as arctan2(delta, -c)/(2 pi) (no
+  cancellation as c -> -infinity),
+  dE[s's']/dc = N / (2 pi delta^5), N = delta^4 + delta^2 + (a + b) det + a^2 + b^2 + 4ab
+                + 3(a + b) + c^2 + 2 > 0;
+* polynomials, s = sum_j p_j u^j: the finite Mehler sum
+  E[ss] = sum_m c^m / m! g_m(a) g_m(b),  g_m(a) = E[s^(m)(u)] = sum_i p_(m+2i) (m+2i)! /
+  (2^i i!) a^i  (Isserlis).
+
+Each form has a careful evaluation (on :class:`~hgmntk.covariance.Covariances`, in their
+float type: long double in the deep kernels' careful path) and a block one for the fast
+path, returning (values, absolute error bound, slope |dE[s's']/dc| for E[s's']).  The bound
+is a few units of roundoff times the magnitude of the terms (the sum of their absolute
+values), times the growth of exponentials with large arguments (e^x with x carrying a
+relative error eps has a relative error |x| eps).  The error of c itself is the
+recursion's business (Price's theorem: it moves E[ss] by E[s's'] dc and E[s's'] by the
+slope).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from hgmntk.covariance import Covariances
+from hgmntk.integrator import PairBlock
+
+
+@dataclass
+class Pair:
+    """What a form needs of a batch of pairs: sa, sb (broadcastable), sab = sa sb, c,
+    det = ab - c^2 (accurate), the float type's unit roundoff, and rho where the batch is
+    a block (then a + b - 2|c| = (sa - sb)^2 + 2 sab (1 - |rho|) needs no division)."""
+
+    sa: np.ndarray
+    sb: np.ndarray
+    sab: np.ndarray
+    c: np.ndarray
+    det: np.ndarray
+    eps: float
+    rho: np.ndarray | None = None
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def a(self):
+        return self.sa * self.sa
+
+    @property
+    def b(self):
+        return self.sb * self.sb
+
+    def sum_abs(self):
+        """a + b - 2|c| >= 0 without cancellation: (sa - sb)^2 + 2 det / (sa sb + |c|)."""
+        out = self.cache.get("sum_abs")
+        if out is None:
+            diff = self.sa - self.sb
+            if self.rho is not None:
+                out = diff * diff + 2 * self.sab * (1 - np.abs(self.rho))
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out = diff * diff + 2 * self.det / (self.sab + np.abs(self.c))
+                out = np.where(self.sab + np.abs(self.c) > 0, out, self.a + self.b)
+            self.cache["sum_abs"] = out
+        return out
+
+    def sum_plus(self):
+        """a + b + 2c: as it is for c >= 0, as a + b - 2|c| for c < 0."""
+        return np.where(self.c >= 0, self.a + self.b + 2 * self.c, self.sum_abs())
+
+    def trig(self, B: float):
+        """exp(-min(P, Q)), exp(-max(P, Q)), -expm1(-|Q - P|) and the mask Q >= P, with
+        P, Q = B^2 (a + b -+ 2c)/2 (Q - P = 2 B^2 c): shared by a trigonometric form and
+        its derivatives."""
+        key = ("trig", B)
+        out = self.cache.get(key)
+        if out is None:
+            k2 = np.abs((2 * B * B) * self.c)
+            low = (B * B / 2) * self.sum_abs()
+            out = (np.exp(-low), np.exp(-(low + k2)), -np.expm1(-k2), self.c >= 0)
+            self.cache[key] = out
+        return out
+
+    @classmethod
+    def of_covariances(cls, cov: Covariances) -> Pair:
+        sa, sb = np.sqrt(cov.a), np.sqrt(cov.b)
+        return cls(sa, sb, sa * sb, cov.c, cov.det, float(np.finfo(cov.c.dtype).eps))
+
+    @classmethod
+    def of_block(cls, block: PairBlock) -> Pair:
+        cached = block.cache.get("smooth pair")
+        if cached is None:
+            rho, sab = block.rho, block.sab
+            det = (sab * sab) * ((1 - rho) * (1 + rho))
+            cached = block.cache["smooth pair"] = cls(
+                block.sa, block.sb, sab, rho * sab, det, float(np.finfo(rho.dtype).eps), rho)
+        return cached
+
+
+class SmoothForm:
+    """A closed-form dual pair (E[ss], E[s's']).  Subclasses define :meth:`terms`: the
+    values, magnitudes and relative growth of E[ss] on a :class:`Pair`, and
+    :meth:`derivative` (the form of s'; its own derivative gives the slope)."""
+
+    def terms(self, p: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray | float]:
+        raise NotImplementedError
+
+    def derivative(self) -> SmoothForm:
+        raise NotImplementedError
+
+    # careful evaluations (Covariances in any float type) ------------------------------
+    def ss(self, cov: Covariances) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self.terms(Pair.of_covariances(cov))[0]
+
+    def dsds(self, cov: Covariances) -> np.ndarray:
+        return self.derivative().ss(cov)
+
+    # block evaluations ------------------------------------------------------------------
+    def _block(self, p: Pair):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value, magnitude, growth = self.terms(p)
+            err = (p.eps * (8 + growth)) * magnitude
+        return value, np.where(np.isfinite(err), err, np.inf)
+
+    def ss_block(self, block: PairBlock):
+        value, err = self._block(Pair.of_block(block))
+        return value, err, None
+
+    def dsds_block(self, block: PairBlock):
+        p = Pair.of_block(block)
+        d = self.derivative()
+        value, err = d._block(p)
+        with np.errstate(over="ignore", invalid="ignore"):
+            slope = np.abs(d.derivative().terms(p)[0])
+        return value, err, slope
+
+    def collinear(self, sigma: np.ndarray):
+        """E[s(u)^2] and E[s'(u)^2] for u ~ N(0, sigma) (the forms at rho = 1, det = 0) and
+        the mask of the finite ones: the deep kernels' diagonal."""
+        sq = np.sqrt(sigma)
+        p = Pair(sq, sq, sigma, sigma, np.zeros_like(sigma), float(np.finfo(sigma.dtype).eps))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            e = self.terms(p)[0]
+            f = self.derivative().terms(p)[0]
+        return e, f, np.isfinite(e) & np.isfinite(f)
+
+    def singular(self, a: np.ndarray, b: np.ndarray, sign: float) -> np.ndarray:
+        """E[ss] at c = sign sqrt(ab) (det = 0, rho = sign), in the float type of a."""
+        sa, sb = np.sqrt(a), np.sqrt(b)
+        sab = sa * sb
+        p = Pair(sa, sb, sab, sign * sab, np.zeros_like(sab), float(np.finfo(sab.dtype).eps))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self.terms(p)[0]
+
+    def forms(self) -> dict:
+        """{"ss": ..., "dsds": ...}: careful callables with their block evaluations as
+        ``block`` attributes (as :meth:`hgmntk.plugins.closed_forms.RectifiedFamily.forms`);
+        the block evaluation of E[ss] also gives the diagonal (``collinear``), and each
+        form its values at rho = +-1 (``singular(a, b, sign)``)."""
+        from .closed_forms import _with_block
+
+        ss = _with_block(self.ss, _Block(self.ss_block, self.collinear))
+        dsds = _with_block(self.dsds, _Block(self.dsds_block, None))
+        ss.singular, dsds.singular = self.singular, self.derivative().singular
+        return {"ss": ss, "dsds": dsds}
+
+
+class _Block:
+    """A block evaluation with the diagonal's values (``collinear``) attached.  The forms
+    take rho and sqrt(ab), never arccos(rho): rho's rounding is relative
+    (``relative_rho``, see :func:`hgmntk.block_kernels.recursion`)."""
+
+    relative_rho = True
+    collinear_any_float = True  # the diagonal in the deep kernels' long double
+
+    def __init__(self, evaluate, collinear) -> None:
+        self.evaluate, self.collinear = evaluate, collinear
+
+    def __call__(self, block: PairBlock):
+        return self.evaluate(block)
+
+
+def _pi(x) -> np.floating:
+    dtype = np.asarray(x).dtype
+    return np.arctan2(np.zeros((), dtype=dtype), -np.ones((), dtype=dtype))[()]
+
+
+class ErfForm(SmoothForm):
+    """s = A erf(B u) + C."""
+
+    def __init__(self, A: float, B: float, C: float = 0.0, *, derivative: bool = False):
+        self.A, self.B, self.C, self.is_derivative = float(A), float(B), float(C), derivative
+
+    def terms(self, p: Pair):
+        A, B = self.A, self.B
+        t = 2 * B * B
+        big = 1 + t * (p.a + p.b) + (t * t) * p.det
+        pi = _pi(p.c)
+        if self.is_derivative:  # s = A (2B/sqrt(pi)) exp(-B^2 u^2)
+            value = (4 * A * A * B * B / pi) / np.sqrt(big)
+            return value, value, 0.0
+        angle = np.arctan2(t * p.c, np.sqrt(big))
+        value = (2 * A * A / pi) * angle + self.C * self.C
+        return value, (2 * A * A / pi) * np.abs(angle) + self.C * self.C, 0.0
+
+    def derivative(self) -> SmoothForm:
+        if self.is_derivative:
+            return _ErfSlope(self.A, self.B)
+        return ErfForm(self.A, self.B, derivative=True)
+
+
+class _ErfSlope(SmoothForm):
+    """dE[s's']/dc of erf: A^2 B^2 (4/pi) t^2 c / D_t^(3/2)."""
+
+    def __init__(self, A: float, B: float):
+        self.A, self.B = A, B
+
+    def terms(self, p: Pair):
+        t = 2 * self.B * self.B
+        big = 1 + t * (p.a + p.b) + (t * t) * p.det
+        value = (4 * self.A ** 2 * self.B ** 2 * t * t / _pi(p.c)) * p.c / big ** 1.5
+        return value, np.abs(value), 0.0
+
+
+class TrigForm(SmoothForm):
+    """s = A sin(B u + C) (``cosine`` False) or A cos(B u + C)."""
+
+    def __init__(self, A: float, B: float, C: float = 0.0, *, cosine: bool = False):
+        self.A, self.B, self.C, self.cosine = float(A), float(B), float(C), cosine
+
+    def terms(self, p: Pair):
+        A, B, C = self.A, self.B, self.C
+        # e^-P + g e^-Q = (e^-P - e^-Q) + (1 + g) e^-Q; with m = e^-min(P, Q),
+        # M = e^-max(P, Q) and q = 1 - e^-|Q - P|:  e^-P - e^-Q = +-m q
+        m, big, q, q_ge_p = p.trig(B)
+        eq = np.where(q_ge_p, big, m)
+        cos2 = math.cos(2 * C)
+        g = cos2 if self.cosine else -cos2
+        if g >= 0:
+            value = np.where(q_ge_p, m, big) + g * eq
+            magnitude = value
+        else:
+            mq = m * q
+            one_plus_g = 2 * (math.cos(C) ** 2 if self.cosine else math.sin(C) ** 2)
+            value = np.where(q_ge_p, mq, -mq) + one_plus_g * eq
+            magnitude = mq + one_plus_g * eq
+        scale = A * A / 2
+        # P + Q = B^2 (a + b): the exponents' relative error eps (P + Q)
+        return scale * value, scale * magnitude, (B * B) * (p.a + p.b)
+
+    def derivative(self) -> SmoothForm:
+        return TrigForm(self.A * self.B, self.B, self.C, cosine=not self.cosine)
+
+
+class ExpForm(SmoothForm):
+    """s = A exp(B u)."""
+
+    def __init__(self, A: float, B: float):
+        self.A, self.B = float(A), float(B)
+
+    def terms(self, p: Pair):
+        Q = (self.B * self.B / 2) * p.sum_plus()  # B^2 (a + b + 2c) / 2
+        value = (self.A * self.A) * np.exp(Q)
+        return value, value, 2 * Q
+
+    def derivative(self) -> SmoothForm:
+        return ExpForm(self.A * self.B, self.B)
+
+
+class GaussianForm(SmoothForm):
+    """s = A exp(B u^2); ``order`` 0, 1, 2: E[ss], E[s's'], dE[s's']/dc."""
+
+    def __init__(self, A: float, B: float, order: int = 0):
+        self.A, self.B, self.order = float(A), float(B), order
+
+    def terms(self, p: Pair):
+        A, B = self.A, self.B
+        if B <= 0:
+            g = 1 - 2 * B * (p.a + p.b) + (4 * B * B) * p.det
+            growth = 0.0
+        else:  # (1 - 2B a)(1 - 2B b) - 4 B^2 c^2 may cancel near divergence
+            x, y = 1 - 2 * B * p.a, 1 - 2 * B * p.b
+            cc = (4 * B * B) * (p.c * p.c)
+            g = x * y - cc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                growth = 4 * (np.abs(x * y) + cc) / g
+            g = np.where((x > 0) & (y > 0) & (g > 0), g, np.nan)
+        if self.order == 0:
+            value = (A * A) / np.sqrt(g)
+            return value, value, growth
+        k = 4 * A * A * B * B
+        if self.order == 1:
+            value = k * p.c / g ** 1.5
+            return value, np.abs(value), 3 * growth
+        value = k * (1 / g ** 1.5 + (12 * B * B) * (p.c * p.c) / g ** 2.5)
+        return value, value, 5 * growth
+
+    def derivative(self) -> SmoothForm:
+        return GaussianForm(self.A, self.B, self.order + 1)
+
+
+class GeluForm(SmoothForm):
+    """s = u Phi(u) (``order`` 0, 1, 2: E[ss], E[s's'], dE[s's']/dc)."""
+
+    def __init__(self, order: int = 0):
+        self.order = order
+
+    def terms(self, p: Pair):
+        a, b, c = p.a, p.b, p.c
+        pi = _pi(c)
+        d2 = 1 + a + b + p.det
+        delta = np.sqrt(d2)
+        ab1 = (a + 1) * (b + 1)
+        if self.order == 2:
+            n = d2 * d2 + d2 + (a + b) * p.det + a * a + b * b + 4 * a * b + 3 * (a + b) + c * c + 2
+            value = n / (2 * pi * d2 * d2 * delta)
+            return value, value, 0.0
+        # 1/4 + arctan2(c, delta)/(2 pi) = arctan2(delta, -c)/(2 pi), in [0, 1/2]
+        quarter = np.arctan2(delta, -c) / (2 * pi)
+        if self.order == 1:
+            first = c / (2 * pi * delta) * (1 / d2 + (2 + a + b) / ab1)
+            value = first + quarter
+            return value, np.abs(first) + quarter, 0.0
+        first = (c * c + (a * b) * d2) / (ab1 * delta) / (2 * pi)
+        second = c * quarter
+        return first + second, first + np.abs(second), 0.0
+
+    def derivative(self) -> SmoothForm:
+        return GeluForm(self.order + 1)
+
+
+class PolynomialForm(SmoothForm):
+    """s = sum_j p_j u^j (coefficients ``coef``, lowest degree first)."""
+
+    def __init__(self, coef):
+        coef = [float(x) for x in coef]
+        while len(coef) > 1 and coef[-1] == 0:
+            coef.pop()
+        self.coef = coef or [0.0]
+        n = len(self.coef) - 1
+        # g_m(a) = sum_i w[m][i] a^i with w[m][i] = p_(m+2i) (m+2i)! / (2^i i!)
+        self.weights = [
+            [self.coef[m + 2 * i] * float(Fraction(math.factorial(m + 2 * i),
+                                                   2 ** i * math.factorial(i)))
+             for i in range((n - m) // 2 + 1)]
+            for m in range(n + 1)
+        ]
+
+    def _g(self, m: int, x):
+        """g_m at the variances x and the sum of its terms' magnitudes."""
+        w = self.weights[m]
+        value = np.zeros_like(x) + w[-1]
+        magnitude = np.zeros_like(x) + abs(w[-1])
+        for coefficient in w[-2::-1]:
+            value = value * x + coefficient
+            magnitude = magnitude * x + abs(coefficient)
+        return value, magnitude
+
+    def terms(self, p: Pair):
+        value = 0.0
+        magnitude = 0.0
+        power = np.ones_like(p.c)
+        for m in range(len(self.coef)):
+            if m:
+                power = power * p.c / m
+            ga, ma = self._g(m, p.a)
+            gb, mb = self._g(m, p.b)
+            value = value + power * (ga * gb)
+            magnitude = magnitude + np.abs(power) * (ma * mb)
+        return value, magnitude, 4.0 * len(self.coef)
+
+    def derivative(self) -> SmoothForm:
+        return PolynomialForm([j * x for j, x in enumerate(self.coef)][1:] or [0.0])
