@@ -41,6 +41,17 @@ def hgmntk_register_integrators(register):
 
 
 @hookspec
+def hgmntk_register_families(register):
+    """Register activation families with parameters: call ``register(family)`` with an
+    object like :class:`hgmntk.plugins.families.Family` (``name``, ``stax``,
+    ``parameters``, ``activation(*args, **kwargs)`` returning an :class:`Activation`).
+
+    Users then write ``"name(param=value, ...)"`` wherever an activation is expected, or
+    ``hgmntk.act.Name(param=value)`` by the family's neural-tangents name.
+    """
+
+
+@hookspec
 def hgmntk_register_cas_backends(register):
     """Register computer-algebra backends for the derivation pipeline.
 

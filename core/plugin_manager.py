@@ -23,6 +23,7 @@ from .errors import PluginError
 BUILTIN_PLUGINS = {
     "builtin_activations": "hgmntk.plugins.builtin_activations",
     "builtin_integrators": "hgmntk.plugins.builtin_integrators",
+    "builtin_families": "hgmntk.plugins.families",
     "user_activations": "hgmntk.userdata",
 }
 OPTIONAL_BUILTIN_PLUGINS = {
@@ -78,11 +79,13 @@ class Registry:
         self.activations: dict[str, Any] = {}
         self.integrators: dict[str, Any] = {}
         self.backends: dict[str, Any] = {}
+        self.families: dict[str, Any] = {}
         self.origin: dict[tuple[str, str], str] = {}
         for kind, hook, store in (
             ("activation", pm.hook.hgmntk_register_activations, self.activations),
             ("integrator", pm.hook.hgmntk_register_integrators, self.integrators),
             ("backend", pm.hook.hgmntk_register_cas_backends, self.backends),
+            ("family", pm.hook.hgmntk_register_families, self.families),
         ):
             for impl in reversed(hook.get_hookimpls()):  # registration order
                 plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)

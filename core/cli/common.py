@@ -269,12 +269,15 @@ def resolve_activation(text: str, method: str = "auto"):
     ``hgmntk.cas_bridge.derive.derive_cached`` with the expression as name; steps go to
     stderr when the derivation takes over a second.
     """
-    from ..dual_activation import get_activation, get_integrator, no_system_hint
+    from ..dual_activation import family_member, get_activation, get_integrator, no_system_hint
     from ..errors import InvalidInputError
 
     reg = registry()
     if text in reg.activations:
         return reg.activations[text]
+    member = family_member(text)
+    if member is not None:
+        return member
     from ..expressions import parse_activation_expression  # SymPy: only for expressions
 
     try:
