@@ -192,6 +192,20 @@ COUNTERPARTS: dict[str, Counterpart] = {
     ),
     "elu": Counterpart(None, note="no Elu in stax 0.6.5"),
     "resin": Counterpart(None, note="no ReSin in stax 0.6.5"),
+    # families with parameters (hgmntk.act / "name(k=v)"), by their closed forms
+    "leaky_relu(alpha=0.5)": Counterpart("LeakyRelu", {"alpha": 0.5}, abrelu_duals(0.5, 1)),
+    "abrelu(a=-0.5,b=2.0)": Counterpart("ABRelu", {"a": -0.5, "b": 2.0},
+                                        abrelu_duals(-0.5, 2.0)),
+    "erf(a=0.5,b=2.0,c=0.1)": Counterpart("Erf", {"a": 0.5, "b": 2.0, "c": 0.1}),
+    "sigmoid_like": Counterpart("Sigmoid_like", {}),
+    "sin(a=1.5,b=0.5,c=0.3)": Counterpart("Sin", {"a": 1.5, "b": 0.5, "c": 0.3}),
+    "cos(a=1.0,b=2.0,c=0.0)": Counterpart("Cos", {"a": 1.0, "b": 2.0, "c": 0.0}),
+    "rbf(gamma=0.5)": Counterpart("Rbf", {"gamma": 0.5}),
+    "exp(a=0.5,b=0.3)": Counterpart("Exp", {"a": 0.5, "b": 0.3}),
+    "gaussian(a=1.0,b=-1.0)": Counterpart("Gaussian", {"a": 1.0, "b": -1.0}),
+    "monomial(degree=2)": Counterpart("Monomial", {"degree": 2}),
+    "polynomial(coef=[0.1,1.0,0.5])": Counterpart("Polynomial", {"coef": [0.1, 1.0, 0.5]}),
+    "sign": Counterpart("Sign", {}, None, "stax drops the Dirac term of sign' from the NTK"),
 }
 
 

@@ -67,10 +67,18 @@ class Pair:
     sb: np.ndarray
     sab: np.ndarray
     c: np.ndarray
-    det: np.ndarray
+    det_given: np.ndarray | None
     eps: float
     rho: np.ndarray | None = None
     cache: dict = field(default_factory=dict)
+
+    @property
+    def det(self):
+        """ab - c^2: given (accurate), or sab^2 (1 - rho)(1 + rho) on a block."""
+        if self.det_given is None:
+            rho = self.rho
+            self.det_given = (self.sab * self.sab) * ((1 - rho) * (1 + rho))
+        return self.det_given
 
     @property
     def a(self):
@@ -79,6 +87,13 @@ class Pair:
     @property
     def b(self):
         return self.sb * self.sb
+
+    def sum_sq(self):
+        """a + b."""
+        out = self.cache.get("a + b")
+        if out is None:
+            out = self.cache["a + b"] = self.a + self.b
+        return out
 
     def sum_abs(self):
         """a + b - 2|c| >= 0 without cancellation: (sa - sb)^2 + 2 det / (sa sb + |c|)."""
@@ -96,7 +111,7 @@ class Pair:
 
     def sum_plus(self):
         """a + b + 2c: as it is for c >= 0, as a + b - 2|c| for c < 0."""
-        return np.where(self.c >= 0, self.a + self.b + 2 * self.c, self.sum_abs())
+        return np.where(self.c >= 0, self.sum_sq() + 2 * self.c, self.sum_abs())
 
     def trig(self, B: float):
         """exp(-min(P, Q)), exp(-max(P, Q)), -expm1(-|Q - P|) and the mask Q >= P, with
@@ -121,9 +136,8 @@ class Pair:
         cached = block.cache.get("smooth pair")
         if cached is None:
             rho, sab = block.rho, block.sab
-            det = (sab * sab) * ((1 - rho) * (1 + rho))
             cached = block.cache["smooth pair"] = cls(
-                block.sa, block.sb, sab, rho * sab, det, float(np.finfo(rho.dtype).eps), rho)
+                block.sa, block.sb, sab, rho * sab, None, float(np.finfo(rho.dtype).eps), rho)
         return cached
 
 
@@ -138,6 +152,23 @@ class SmoothForm:
     def derivative(self) -> SmoothForm:
         raise NotImplementedError
 
+    def key(self) -> tuple:
+        """What identifies the form (its class and parameters): results on a pair are
+        shared by equal forms (E[ss] of the form is the slope's source for some)."""
+        return (type(self).__name__, repr(sorted(vars(self).items())))
+
+    def cached_terms(self, p: Pair):
+        key = ("terms", self.key())
+        out = p.cache.get(key)
+        if out is None:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = p.cache[key] = self.terms(p)
+        return out
+
+    def slope(self, p: Pair) -> np.ndarray:
+        """|dE[s's']/dc| = |E[s''s'']| on the pair (default: the second derivative's form)."""
+        return np.abs(self.derivative().derivative().cached_terms(p)[0])
+
     # careful evaluations (Covariances in any float type) ------------------------------
     def ss(self, cov: Covariances) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -148,10 +179,11 @@ class SmoothForm:
 
     # block evaluations ------------------------------------------------------------------
     def _block(self, p: Pair):
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value, magnitude, growth = self.terms(p)
+        value, magnitude, growth = self.cached_terms(p)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # NaN (inf * 0) or inf: an unusable bound, which the recursion marks
             err = (p.eps * (8 + growth)) * magnitude
-        return value, np.where(np.isfinite(err), err, np.inf)
+        return value, err
 
     def ss_block(self, block: PairBlock):
         value, err = self._block(Pair.of_block(block))
@@ -162,7 +194,7 @@ class SmoothForm:
         d = self.derivative()
         value, err = d._block(p)
         with np.errstate(over="ignore", invalid="ignore"):
-            slope = np.abs(d.derivative().terms(p)[0])
+            slope = self.slope(p)
         return value, err, slope
 
     def collinear(self, sigma: np.ndarray):
@@ -277,10 +309,14 @@ class TrigForm(SmoothForm):
             magnitude = mq + one_plus_g * eq
         scale = A * A / 2
         # P + Q = B^2 (a + b): the exponents' relative error eps (P + Q)
-        return scale * value, scale * magnitude, (B * B) * (p.a + p.b)
+        return scale * value, scale * magnitude, (B * B) * p.sum_sq()
 
     def derivative(self) -> SmoothForm:
         return TrigForm(self.A * self.B, self.B, self.C, cosine=not self.cosine)
+
+    def slope(self, p: Pair) -> np.ndarray:
+        """s'' = -B^2 s: |E[s''s'']| = B^4 |E[ss]|."""
+        return self.B**4 * np.abs(self.cached_terms(p)[0])
 
 
 class ExpForm(SmoothForm):
@@ -296,6 +332,10 @@ class ExpForm(SmoothForm):
 
     def derivative(self) -> SmoothForm:
         return ExpForm(self.A * self.B, self.B)
+
+    def slope(self, p: Pair) -> np.ndarray:
+        """s'' = B^2 s: E[s''s''] = B^4 E[ss]."""
+        return self.B**4 * self.cached_terms(p)[0]
 
 
 class GaussianForm(SmoothForm):

@@ -231,6 +231,24 @@ def test_public_import_paths_keep_working():
 
 
 # ----------------------------------------------------------------------------- activations
+def test_activation_families_and_members(capsys):
+    code, out, _ = run(capsys, "activations", "families")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("leaky_relu("))
+    assert "LeakyRelu" in line
+    code, out, _ = run(capsys, "activations", "families", "--json")
+    assert {"text": "erf(a=1.0, b=1.0, c=0.0)", "stax": "Erf"}.items() <= next(
+        r for r in json.loads(out) if r["stax"] == "Erf").items()
+    code, out, _ = run(capsys, "dual", "leaky_relu(alpha=0.2)", "--a", "1", "--b", "2",
+                       "--c", "0.5")
+    assert code == 0
+    assert float(out.split()[0]) == pytest.approx(
+        hgmntk.dual("abrelu(a=0.2, b=1.0)", 1.0, 2.0, 0.5), rel=1e-15)
+    code, _, err = run(capsys, "dual", "leaky_relu(beta=2)", "--a", "1", "--b", "2",
+                       "--c", "0.5")
+    assert code != 0 and "has no parameter 'beta'" in err
+
+
 def test_activations_table(capsys):
     code, out, _ = run(capsys, "activations")
     assert code == 0

@@ -87,6 +87,8 @@ def test_scaling_identity_of_homogeneous_activations(name, derivative, a, b, rho
         scaled = _dual(name, sa, sb, sc, derivative=derivative)
     except (ValueOverflowError, hgmntk.CovarianceError):
         return
+    if math.isfinite(value) and 0 < abs(value) < 2.3e-308:
+        return  # a subnormal value holds fewer digits (relu2 at a b = 1e-310: 2.5e-311)
     try:
         expected = math.ldexp(value, k * (m + n)) if math.isfinite(value) else value
     except OverflowError:

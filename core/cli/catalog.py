@@ -35,7 +35,8 @@ def add_activations_parser(sub: argparse._SubParsersAction) -> None:
         "  hgmntk activations\n"
         "  hgmntk activations --json\n"
         "  hgmntk activations show relu\n"
-        "  hgmntk activations show step --json",
+        "  hgmntk activations show step --json\n"
+        "  hgmntk activations families",
     )
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
     p.set_defaults(func=cmd_activations)
@@ -70,12 +71,45 @@ def add_activations_parser(sub: argparse._SubParsersAction) -> None:
         help="print every ideal generator and every matrix entry, however long",
     )
     ps.set_defaults(func=cmd_activations)
+    pf = actions.add_parser(
+        "families",
+        formatter_class=FORMATTER,
+        help="activation families with parameters (neural-tangents' stax names)",
+        description="List the activation families: how to write a member (as text for "
+        "--activation, or hgmntk.act.NAME(...) in Python), neural-tangents' name, and where "
+        "the hgm method's Pfaffian systems come from.",
+        epilog="examples:\n"
+        "  hgmntk activations families\n"
+        "  hgmntk dual 'leaky_relu(alpha=0.2)' --a 1 --b 2 --c 0.5\n"
+        "  hgmntk activations show 'erf(a=0.5, b=2.0)'",
+    )
+    pf.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                    help="machine-readable JSON output")
+    pf.set_defaults(func=cmd_activations)
+
+
+def cmd_activations_families(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk activations families``: the registered families."""
+    reg = registry()
+    records = [
+        {"text": f.signature(), "stax": f.stax, "description": f.description,
+         "systems": f.systems, "plugin": reg.origin.get(("family", name))}
+        for name, f in sorted(reg.families.items())
+    ]
+    if getattr(args, "json", False):
+        print_json(records, out)
+        return EXIT_OK
+    rows = [(r["text"], r["stax"] or "-", r["description"], r["systems"]) for r in records]
+    print_table(rows, ("family", "stax", "s(u)", "hgm systems"), out)
+    return EXIT_OK
 
 
 def cmd_activations(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk activations``: table (or JSON) of registered activations."""
     if getattr(args, "action", None) == "show":
         return cmd_activations_show(args, out)
+    if getattr(args, "action", None) == "families":
+        return cmd_activations_families(args, out)
     reg = registry()
     records = []
     for name in sorted(reg.activations):
