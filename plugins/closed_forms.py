@@ -2,7 +2,7 @@
 
 The family is
 
-    s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u),      n = 0, 1, 2, 3,
+    s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u),      n = 0, 1, ..., MAX_DEGREE,
 
 (relu: n = 1, alpha = 1, beta = 0; step: n = 0; abs: n = 1, alpha = beta = 1; leaky relu
 with slope m: n = 1, alpha = 1, beta = -m; relu^n: beta = 0).  With theta = arccos(rho) in
@@ -13,6 +13,7 @@ with slope m: n = 1, alpha = 1, beta = -m; relu^n: beta = 0).  With theta = arcc
     J_2 = 3 sin theta cos theta + (pi - theta)(1 + 2 cos^2 theta),
     J_3 = 4 sin theta + 11 sin theta cos^2 theta + (pi - theta)(6 cos^3 theta + 9 cos theta),
 
+(and for n > 3 from the polynomials of :func:`_arc_polynomials`),
 E[u^n Y(u) v^n Y(v)] = (ab)^(n/2) J_n(theta) / (2 pi), and (u, -v) has the angle
 pi - theta, so
 
@@ -66,6 +67,9 @@ TRUST = 1e-2
 RHO_MARGIN = 1e-6
 #: ... and 1/sqrt(1 - rho^2) (the delta-delta dual) loses 1 - |rho| relative to rounding.
 RHO_MARGIN_DELTA = 1e-2
+#: Rectified monomials up to this degree have closed forms (J_n for n > 3 from the
+#: polynomials of :func:`_arc_polynomials`; their terms grow like (2n - 1)!!).
+MAX_DEGREE = 12
 #: Below this pi - theta (or theta), J_n is summed from its Taylor series.
 SERIES_ANGLE = 0.5
 _SERIES_TERMS = 34
@@ -98,7 +102,8 @@ def _j_low(n: int, mix: float, block: PairBlock):
 
         n = 0:  rest + mix theta,                   magnitude rest + |mix| theta;
         n = 1:  (1 + mix) sin + rho (rest - mix theta),
-                magnitude (1 + |mix|) sin + |rho| (rest + |mix| theta),
+                magnitude |1 + mix| sin + |rho| (rest + |mix| theta)  (1 + mix is a
+                constant: its product with sin rounds once),
 
     with rest = pi - theta >= 0 and sin >= 0."""
     rest = _rest(block)
@@ -113,7 +118,7 @@ def _j_low(n: int, mix: float, block: PairBlock):
         return sin + t, sin + np.abs(t)
     theta = block.theta
     value = (1 + mix) * sin + rho * (rest - mix * theta)
-    magnitude = (1 + abs(mix)) * sin + np.abs(rho) * (rest + abs(mix) * theta)
+    magnitude = abs(1 + mix) * sin + np.abs(rho) * (rest + abs(mix) * theta)
     return value, magnitude
 
 
@@ -129,7 +134,48 @@ def _j_terms(n: int, angle, sin, cos, rest):
         return [3 * sin * cos, rest, 2 * rest * cos * cos]
     if n == 3:
         return [4 * sin, 11 * sin * cos * cos, 6 * rest * cos**3, 9 * rest * cos]
-    raise ValueError(f"arc-cosine closed forms exist here for n = 0..3, not {n}")
+    p, q = (np.array([float(x) for x in poly]) for poly in _arc_polynomials(n))
+    return ([rest * (float(w) * cos**k) for k, w in enumerate(p) if w]
+            + [sin * (float(w) * cos**k) for k, w in enumerate(q) if w])
+
+
+@cache
+def _arc_polynomials(n: int) -> tuple[list[Fraction], list[Fraction]]:
+    """Polynomials p_n, q_n (coefficients, lowest degree first) with
+    J_n(theta) = (pi - theta) p_n(cos theta) + sin(theta) q_n(cos theta).
+
+    From Cho and Saul's J_n = (-1)^n sin^(2n+1) (1/sin d/dtheta)^n ((pi - theta)/sin):
+    writing the k-th derivative term as ((pi - theta) P_k(c) + sin Q_k(c)) / sin^(2k+1),
+    c = cos theta, one more step gives
+    P_(k+1) = -(1 - c^2) P_k' - (2k + 1) c P_k,  Q_(k+1) = -P_k - 2k c Q_k - (1 - c^2) Q_k',
+    from P_0 = 1, Q_0 = 0; p_n, q_n = (-1)^n P_n, (-1)^n Q_n (non-negative coefficients:
+    J_1 = sin + (pi - theta) cos, J_2 = 3 sin cos + (pi - theta)(1 + 2 cos^2), ...)."""
+    zero = Fraction(0)
+
+    def add(*polys):
+        out = [zero] * max(len(x) for x in polys)
+        for x in polys:
+            for i, v in enumerate(x):
+                out[i] += v
+        return out
+
+    def times_c(a, f):
+        return [zero] + [f * v for v in a]
+
+    def one_minus_c2(a):
+        return add(a, [zero, zero] + [-v for v in a])
+
+    def derivative(a):
+        return [k * a[k] for k in range(1, len(a))] or [zero]
+
+    big_p, big_q = [Fraction(1)], [zero]
+    for k in range(n):
+        new_p = add([-v for v in one_minus_c2(derivative(big_p))], times_c(big_p, -(2 * k + 1)))
+        new_q = add([-v for v in big_p], times_c(big_q, -2 * k),
+                    [-v for v in one_minus_c2(derivative(big_q))])
+        big_p, big_q = new_p, new_q
+    sign = (-1) ** n
+    return [sign * v for v in big_p], [sign * v for v in big_q]
 
 
 def _series_mul(p: list[Fraction], q: list[Fraction], m: int) -> list[Fraction]:
@@ -171,6 +217,18 @@ def _psi_series(n: int) -> np.ndarray:
     def scaled(c, s):
         return [c * v for v in s]
 
+    if n > 3:  # (pi - theta) p_n(cos theta) + sin(theta) q_n(cos theta) at theta = pi - psi
+        p, q = _arc_polynomials(n)
+        terms = []
+        for poly, first in ((p, psi), (q, sin)):
+            power = [Fraction(1)] + [Fraction(0)] * (m - 1)
+            for w in poly:
+                if w:
+                    terms.append(mul(first, [w * v for v in power]))
+                power = _series_mul(power, neg_cos, m)
+        total = [sum(t[k] for t in terms) for k in range(m)]
+        assert all(c == 0 for c in total[: 2 * n + 1]), "J_n(pi - psi) must be O(psi^(2n+1))"
+        return np.array([float(c) for c in total])
     terms = {
         0: [psi],
         1: [sin, mul(psi, neg_cos)],
@@ -197,12 +255,20 @@ def _j_near_pi(n: int, psi):
     return acc * psi ** (2 * n + 1)
 
 
+def _series_angle(n: int) -> float:
+    """Below this psi = pi - theta J_n is summed from its series: ``SERIES_ANGLE`` for
+    n <= 3; pi/2 for higher n, whose direct terms cancel for every theta > pi/2 (for
+    theta <= pi/2 they all have one sign: p_n and q_n have non-negative coefficients)."""
+    return SERIES_ANGLE if n <= 3 else np.pi / 2
+
+
 def _j_careful(n: int, theta, psi, sin):
     """J_n(theta) without cancellation: direct for theta <= pi - SERIES_ANGLE (all terms
-    then have one sign, or the negative ones are small), series in psi = pi - theta else."""
+    then have one sign, or the negative ones are small), series in psi = pi - theta else
+    (see :func:`_series_angle`)."""
     cos = np.cos(theta)
     direct = sum(_j_terms(n, theta, sin, cos, psi))
-    small = psi < SERIES_ANGLE
+    small = psi < _series_angle(n)
     if np.any(small):
         direct = np.where(small, _j_near_pi(n, np.where(small, psi, 0)), direct)
     return direct
@@ -213,8 +279,8 @@ class RectifiedFamily:
     """The duals of s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u) (see the module docstring)."""
 
     def __init__(self, n: int, alpha: float, beta: float):
-        if n not in (0, 1, 2, 3):
-            raise ValueError(f"n must be 0..3, got {n}")
+        if not 0 <= n <= MAX_DEGREE:
+            raise ValueError(f"n must be 0..{MAX_DEGREE}, got {n}")
         self.n, self.alpha, self.beta = n, float(alpha), float(beta)
 
     # E[s s] ----------------------------------------------------------------------

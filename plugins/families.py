@@ -3,9 +3,9 @@ parameter names and defaults) and elu and resin, registered through the
 ``hgmntk_register_families`` hook (see :mod:`hgmntk.family` for what a family is).
 
 Closed forms: :mod:`hgmntk.plugins.closed_forms` for the rectified monomials (ABRelu,
-LeakyRelu, Abs, Sign, RectifiedMonomial up to degree 3), :mod:`hgmntk.plugins.smooth_forms`
+LeakyRelu, Abs, Sign, RectifiedMonomial up to degree 12), :mod:`hgmntk.plugins.smooth_forms`
 for Erf, Sin, Cos, Rbf, Exp, Gaussian, Gelu, Monomial, Polynomial and Hermite.  Gabor,
-ELU, ReSin and RectifiedMonomial of degree > 3 are computed by the holonomic gradient
+ELU, ReSin and RectifiedMonomial of degree > 12 are computed by the holonomic gradient
 method.  neural-tangents' ExpNormalized is no elementwise activation (it normalises the
 kernel itself) and has no counterpart here.
 """
@@ -34,7 +34,7 @@ def _expr(text: str) -> str:
 # ---------------------------------------------------------------------- the families
 def _rectified(n: int, alpha: float, beta: float, description: str,
                shipped: str | None = None) -> Member:
-    """s = alpha u^n Y(u) + beta (-u)^n Y(-u) (closed forms for n <= 3)."""
+    """s = alpha u^n Y(u) + beta (-u)^n Y(-u) (closed forms for n <= MAX_DEGREE = 12)."""
     if alpha == beta == 0:
         raise InvalidInputError("the activation is identically zero")
     al, be = exact(alpha), exact(beta)
@@ -45,7 +45,7 @@ def _rectified(n: int, alpha: float, beta: float, description: str,
         derivative = _expr(f"{n}*({al})*u**{n - 1}*Heaviside(u) "
                            f"- {n}*({be})*(-u)**{n - 1}*Heaviside(-u)")
     forms = {}
-    if n <= 3:
+    if n <= closed_forms.MAX_DEGREE:
         forms = closed_forms.RectifiedFamily(n, alpha, beta).forms()
     return Member(expression, derivative, description, forms,
                   homogeneity={"s": n, "ds": n - 1},
@@ -207,7 +207,7 @@ def builtin_families() -> list[Family]:
                lambda degree: _rectified(
                    degree, 1.0, 0.0, f"u^{degree} Y(u)",
                    {0: "step", 1: "relu", 2: "relu2", 3: "relu3"}.get(degree)),
-               "u^degree Y(u) (closed form for degree <= 3)"),
+               "u^degree Y(u) (closed form for degree <= 12)"),
         Family("erf", "Erf", _ABC, _erf, "a erf(b u) + c", shipped + "derived"),
         Family("sigmoid_like", "Sigmoid_like", (),
                lambda: _erf(0.5, 1 / _SIGMOID_SCALE, 0.5,

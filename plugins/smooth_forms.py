@@ -248,6 +248,17 @@ def _pi(x) -> np.floating:
     return np.arctan2(np.zeros((), dtype=dtype), -np.ones((), dtype=dtype))[()]
 
 
+def _erf_shared(p: Pair, B: float):
+    """D_t = 1 + t (a + b) + t^2 det (t = 2 B^2) and sqrt(D_t), shared by erf's forms."""
+    key = ("erf", B)
+    out = p.cache.get(key)
+    if out is None:
+        t = 2 * B * B
+        big = 1 + t * p.sum_sq() + (t * t) * p.det
+        out = p.cache[key] = (big, np.sqrt(big))
+    return out
+
+
 class ErfForm(SmoothForm):
     """s = A erf(B u) + C."""
 
@@ -256,13 +267,12 @@ class ErfForm(SmoothForm):
 
     def terms(self, p: Pair):
         A, B = self.A, self.B
-        t = 2 * B * B
-        big = 1 + t * (p.a + p.b) + (t * t) * p.det
         pi = _pi(p.c)
+        big, root = _erf_shared(p, B)
         if self.is_derivative:  # s = A (2B/sqrt(pi)) exp(-B^2 u^2)
-            value = (4 * A * A * B * B / pi) / np.sqrt(big)
+            value = (4 * A * A * B * B / pi) / root
             return value, value, 0.0
-        angle = np.arctan2(t * p.c, np.sqrt(big))
+        angle = np.arctan2((2 * B * B) * p.c, root)
         value = (2 * A * A / pi) * angle + self.C * self.C
         return value, (2 * A * A / pi) * np.abs(angle) + self.C * self.C, 0.0
 
@@ -280,8 +290,8 @@ class _ErfSlope(SmoothForm):
 
     def terms(self, p: Pair):
         t = 2 * self.B * self.B
-        big = 1 + t * (p.a + p.b) + (t * t) * p.det
-        value = (4 * self.A ** 2 * self.B ** 2 * t * t / _pi(p.c)) * p.c / big ** 1.5
+        big, root = _erf_shared(p, self.B)
+        value = (4 * self.A ** 2 * self.B ** 2 * t * t / _pi(p.c)) * p.c / (big * root)
         return value, np.abs(value), 0.0
 
 
@@ -344,26 +354,37 @@ class GaussianForm(SmoothForm):
     def __init__(self, A: float, B: float, order: int = 0):
         self.A, self.B, self.order = float(A), float(B), order
 
+    def _shared(self, p: Pair):
+        """G and 1/sqrt(G) (and the growth of G's rounding), shared by the three orders."""
+        B = self.B
+        key = ("gaussian", B)
+        out = p.cache.get(key)
+        if out is None:
+            if B <= 0:  # a sum of non-negative terms
+                g = 1 - 2 * B * p.sum_sq() + (4 * B * B) * p.det
+                growth = 0.0
+            else:  # (1 - 2B a)(1 - 2B b) - 4 B^2 c^2 may cancel near divergence
+                x, y = 1 - 2 * B * p.a, 1 - 2 * B * p.b
+                cc = (4 * B * B) * (p.c * p.c)
+                g = x * y - cc
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    growth = 4 * (np.abs(x * y) + cc) / g
+                g = np.where((x > 0) & (y > 0) & (g > 0), g, np.nan)
+            out = p.cache[key] = (g, 1 / np.sqrt(g), growth)
+        return out
+
     def terms(self, p: Pair):
         A, B = self.A, self.B
-        if B <= 0:
-            g = 1 - 2 * B * (p.a + p.b) + (4 * B * B) * p.det
-            growth = 0.0
-        else:  # (1 - 2B a)(1 - 2B b) - 4 B^2 c^2 may cancel near divergence
-            x, y = 1 - 2 * B * p.a, 1 - 2 * B * p.b
-            cc = (4 * B * B) * (p.c * p.c)
-            g = x * y - cc
-            with np.errstate(divide="ignore", invalid="ignore"):
-                growth = 4 * (np.abs(x * y) + cc) / g
-            g = np.where((x > 0) & (y > 0) & (g > 0), g, np.nan)
+        g, r, growth = self._shared(p)
         if self.order == 0:
-            value = (A * A) / np.sqrt(g)
+            value = (A * A) * r
             return value, value, growth
         k = 4 * A * A * B * B
+        r3 = r * r * r
         if self.order == 1:
-            value = k * p.c / g ** 1.5
+            value = (k * p.c) * r3
             return value, np.abs(value), 3 * growth
-        value = k * (1 / g ** 1.5 + (12 * B * B) * (p.c * p.c) / g ** 2.5)
+        value = k * (r3 + ((12 * B * B) * (p.c * p.c)) * (r3 / g))
         return value, value, 5 * growth
 
     def derivative(self) -> SmoothForm:
@@ -376,20 +397,31 @@ class GeluForm(SmoothForm):
     def __init__(self, order: int = 0):
         self.order = order
 
+    @staticmethod
+    def _shared(p: Pair):
+        """delta^2, delta, (a + 1)(b + 1) and arctan2(delta, -c)/(2 pi), shared by the
+        three orders."""
+        out = p.cache.get("gelu")
+        if out is None:
+            d2 = 1 + p.sum_sq() + p.det
+            delta = np.sqrt(d2)
+            ab1 = (p.a + 1) * (p.b + 1)
+            # 1/4 + arctan2(c, delta)/(2 pi) = arctan2(delta, -c)/(2 pi), in [0, 1/2]
+            quarter = np.arctan2(delta, -p.c) / (2 * _pi(p.c))
+            out = p.cache["gelu"] = (d2, delta, ab1, quarter)
+        return out
+
     def terms(self, p: Pair):
         a, b, c = p.a, p.b, p.c
         pi = _pi(c)
-        d2 = 1 + a + b + p.det
-        delta = np.sqrt(d2)
-        ab1 = (a + 1) * (b + 1)
+        d2, delta, ab1, quarter = self._shared(p)
         if self.order == 2:
-            n = d2 * d2 + d2 + (a + b) * p.det + a * a + b * b + 4 * a * b + 3 * (a + b) + c * c + 2
-            value = n / (2 * pi * d2 * d2 * delta)
+            n = (d2 * d2 + d2 + p.sum_sq() * p.det + (a * a + b * b) + 4 * (a * b)
+                 + 3 * p.sum_sq() + c * c + 2)
+            value = n / ((2 * pi) * (d2 * d2 * delta))
             return value, value, 0.0
-        # 1/4 + arctan2(c, delta)/(2 pi) = arctan2(delta, -c)/(2 pi), in [0, 1/2]
-        quarter = np.arctan2(delta, -c) / (2 * pi)
         if self.order == 1:
-            first = c / (2 * pi * delta) * (1 / d2 + (2 + a + b) / ab1)
+            first = c / ((2 * pi) * delta) * (1 / d2 + (2 + p.sum_sq()) / ab1)
             value = first + quarter
             return value, np.abs(first) + quarter, 0.0
         first = (c * c + (a * b) * d2) / (ab1 * delta) / (2 * pi)
@@ -428,16 +460,25 @@ class PolynomialForm(SmoothForm):
         return value, magnitude
 
     def terms(self, p: Pair):
-        value = 0.0
-        magnitude = 0.0
-        power = np.ones_like(p.c)
-        for m in range(len(self.coef)):
-            if m:
-                power = power * p.c / m
+        """Horner's scheme in c over m (the outer products g_m(a) g_m(b) / m!), and in |c|
+        over the magnitudes; the g_m that vanish identically are skipped."""
+        c = p.c
+        abs_c = np.abs(c)
+        value = magnitude = None
+        for m in range(len(self.coef) - 1, -1, -1):
+            if value is not None:
+                value = value * c
+                magnitude = magnitude * abs_c
+            if not any(self.weights[m]):
+                continue
+            f = 1.0 / math.factorial(m)
             ga, ma = self._g(m, p.a)
             gb, mb = self._g(m, p.b)
-            value = value + power * (ga * gb)
-            magnitude = magnitude + np.abs(power) * (ma * mb)
+            term, size = (f * ga) * gb, (f * ma) * mb
+            value = term if value is None else value + term
+            magnitude = size if magnitude is None else magnitude + size
+        if value is None:  # s = 0
+            value = magnitude = np.zeros_like(c)
         return value, magnitude, 4.0 * len(self.coef)
 
     def derivative(self) -> SmoothForm:

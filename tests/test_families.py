@@ -257,6 +257,36 @@ def test_family_kernels_against_mpmath(text, duals, _):
 
 
 # --------------------------------------------------------------------- the families
+def _j_by_definition(n, theta):
+    """Cho and Saul's J_n = (-1)^n sin^(2n+1) (1/sin d/dtheta)^n ((pi - theta)/sin), by
+    nested numerical derivatives (mpmath; away from theta = 0 and pi)."""
+    def step(g):
+        return lambda t: mp.diff(g, t) / mp.sin(t)
+
+    g = lambda t: (mp.pi - t) / mp.sin(t)  # noqa: E731
+    for _ in range(n):
+        g = step(g)
+    return (-1) ** n * mp.sin(theta) ** (2 * n + 1) * g(theta)
+
+
+@pytest.mark.parametrize("degree", [4, 5, 7])
+def test_rectified_monomials_of_higher_degree(degree):
+    """RectifiedMonomial(degree > 3): J_n from the recurrence of its polynomials against
+    the defining derivative formula, E[s s] and E[s's'] (the family of degree - 1)."""
+    act = hgmntk.act.RectifiedMonomial(degree=degree)
+    assert set(act.closed_forms) == {"ss", "dsds"}
+    a, b = 1.7, 0.6
+    for rho in (-0.85, -0.4, 0.1, 0.6, 0.9):
+        c = rho * math.sqrt(a * b)
+        for derivative, n, scale in ((False, degree, 1), (True, degree - 1, degree**2)):
+            with mp.workdps(30):
+                theta = mp.acos(mp.mpf(c) / mp.sqrt(mp.mpf(a) * mp.mpf(b)))
+                want = scale * (mp.mpf(a) * mp.mpf(b)) ** (mp.mpf(n) / 2) / (2 * mp.pi) * \
+                    _j_by_definition(n, theta)
+            got = hgmntk.dual(act, a, b, c, derivative=derivative)
+            assert got == pytest.approx(float(want), rel=1e-12), (degree, rho, derivative)
+
+
 def test_every_family_makes_its_default_activation():
     for family in builtin_families():
         try:
