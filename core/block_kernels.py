@@ -123,25 +123,50 @@ def recursion(
     for h, (sa, sb) in enumerate(zip(sqrt_rows, sqrt_cols), start=1):
         sab = sa * sb
         with np.errstate(invalid="ignore", divide="ignore"):
-            rho = np.clip(sigma / sab, -1, 1)
+            rho = np.divide(sigma, sab)
+        np.clip(rho, -1, 1, out=rho)
         # the rounding of rho (and of arccos(rho)) counts as an error of c
-        err = err + (2 * eps) * (np.abs(sigma) + sab if rho_absolute else np.abs(sigma))
+        abs_sigma = np.abs(sigma)
+        if rho_absolute:
+            abs_sigma += sab
+        abs_sigma *= 2 * eps
+        err = err + abs_sigma
         block = PairBlock(sa, sb, rho, sab=sab)
         e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
         de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
         wde = w2 * de
         with np.errstate(invalid="ignore", over="ignore"):
             # c's error moves E by E[s's'] dc (Price) and E[s's'] by its slope
-            d_err = err_d + (slope if slope is not None else np.inf) * err
-            new = w2 * e + b2
+            if slope is None:
+                d_err = np.full_like(err, np.inf)
+            else:
+                d_err = slope * err
+                d_err += err_d
+            new = w2 * e
+            new += b2
             # rounding of w2 E + b2: eps (w2 |E| + b2) <= eps (|new| + 2 b2)
             abs_new = np.abs(new)
-            err = w2 * (err_e + np.abs(de) * err) + eps * (abs_new + 2 * b2)
+            abs_de = np.abs(de)
+            abs_de *= err
+            abs_de += err_e
+            abs_de *= w2
+            err = abs_new * eps
+            err += abs_de
+            err += eps * 2 * b2
             abs_ntk = np.abs(ntk)
-            ntk_new = new + ntk * wde
+            ntk_new = ntk * wde
+            ntk_new += new
             # rounding of new + NTK w2 E': eps (|new| + |NTK w2 E'|)
-            ntk_err = (err + np.abs(wde) * (ntk_err + eps * abs_ntk) + (w2 * abs_ntk) * d_err
-                       + eps * abs_new)
+            t = abs_ntk * eps
+            t += ntk_err
+            np.abs(wde, out=wde)
+            t *= wde
+            abs_ntk *= w2
+            abs_ntk *= d_err
+            t += abs_ntk
+            t += err
+            t += eps * abs_new
+            ntk_err = t
         sigma, ntk = new, ntk_new
         # an unusable bound (an evaluator's infinite one, or NaN from inf * 0) carries on
         # to the next layers' bounds (every bound adds the previous ones), so testing the

@@ -99,18 +99,29 @@ class Pair:
         """a + b - 2|c| >= 0 without cancellation: (sa - sb)^2 + 2 det / (sa sb + |c|)."""
         out = self.cache.get("sum_abs")
         if out is None:
-            diff = self.sa - self.sb
             if self.rho is not None:
-                out = diff * diff + 2 * self.sab * (1 - np.abs(self.rho))
+                out = self.diff2() + (2 * self.sab) * (1 - np.abs(self.rho))
             else:
+                diff = self.sa - self.sb
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out = diff * diff + 2 * self.det / (self.sab + np.abs(self.c))
                 out = np.where(self.sab + np.abs(self.c) > 0, out, self.a + self.b)
             self.cache["sum_abs"] = out
         return out
 
+    def diff2(self):
+        """(sa - sb)^2."""
+        out = self.cache.get("diff2")
+        if out is None:
+            diff = self.sa - self.sb
+            out = self.cache["diff2"] = diff * diff
+        return out
+
     def sum_plus(self):
-        """a + b + 2c: as it is for c >= 0, as a + b - 2|c| for c < 0."""
+        """a + b + 2c: (sa - sb)^2 + 2 sab (1 + rho) on a block (non-negative terms); else
+        as it is for c >= 0, as a + b - 2|c| for c < 0."""
+        if self.rho is not None:
+            return self.diff2() + (2 * self.sab) * (1 + self.rho)
         return np.where(self.c >= 0, self.sum_sq() + 2 * self.c, self.sum_abs())
 
     def trig(self, B: float):
@@ -304,19 +315,32 @@ class TrigForm(SmoothForm):
     def terms(self, p: Pair):
         A, B, C = self.A, self.B, self.C
         # e^-P + g e^-Q = (e^-P - e^-Q) + (1 + g) e^-Q; with m = e^-min(P, Q),
-        # M = e^-max(P, Q) and q = 1 - e^-|Q - P|:  e^-P - e^-Q = +-m q
-        m, big, q, q_ge_p = p.trig(B)
-        eq = np.where(q_ge_p, big, m)
+        # small = e^-max(P, Q) and q = 1 - e^-|Q - P|:  e^-P - e^-Q = +-m q
+        m, small, q, q_ge_p = p.trig(B)
+        eq = np.where(q_ge_p, small, m)
         cos2 = math.cos(2 * C)
         g = cos2 if self.cosine else -cos2
         if g >= 0:
-            value = np.where(q_ge_p, m, big) + g * eq
+            value = np.where(q_ge_p, m, small) + g * eq
             magnitude = value
+        elif g >= -0.5:  # the plain sum: its magnitude is the split form's or smaller,
+            # but near c = 0, where both are within a factor 3 of the value
+            ep = np.where(q_ge_p, m, small)
+            value = ep + g * eq
+            magnitude = ep - g * eq
         else:
+            # Q >= P: m q + (1 + g) e^-Q, two non-negative terms.  Q < P: of
+            # e^-P + g e^-Q (magnitude e^-P + |g| e^-Q) and -m q + (1 + g) e^-Q (magnitude
+            # m q + (1 + g) e^-Q) the one of smaller magnitude (the first for a small |g|,
+            # e.g. Rbf's cos(pi/2), the second for g near -1, e.g. sin)
             mq = m * q
             one_plus_g = 2 * (math.cos(C) ** 2 if self.cosine else math.sin(C) ** 2)
-            value = np.where(q_ge_p, mq, -mq) + one_plus_g * eq
-            magnitude = mq + one_plus_g * eq
+            split = mq + one_plus_g * eq
+            direct = small - g * m  # magnitude, for Q < P (e^-P = small, e^-Q = m)
+            use_direct = ~q_ge_p & (direct < split)
+            value = np.where(use_direct, small + g * m,
+                             np.where(q_ge_p, mq, -mq) + one_plus_g * eq)
+            magnitude = np.where(use_direct, direct, split)
         scale = A * A / 2
         # P + Q = B^2 (a + b): the exponents' relative error eps (P + Q)
         return scale * value, scale * magnitude, (B * B) * p.sum_sq()
