@@ -403,3 +403,18 @@ def test_families_listed_by_the_registry():
     assert {"leaky_relu", "erf", "gelu", "hermite", "polynomial"} <= set(families)
     assert families["erf"].stax == "Erf"
     assert Covariances  # imported for the block test's types
+
+
+@pytest.mark.parametrize("text", [
+    "Hermite(2)", "sin(a=1.5, b=0.5, c=0.3)", "polynomial(coef=[0.1, 1.0, 0.5])",
+    "abrelu(a=-0.5, b=2.0)", "gaussian(a=1.0, b=-1.0)", "sign", "Rbf(gamma=0.5)",
+    "RectifiedMonomial(4)",
+])
+def test_hgm_cross_checks_the_closed_forms(text):
+    """The HGM on the system derived for the parameter value (SymPy engine, cached)
+    against the family's closed forms."""
+    a, b, c = [1.3, 0.2, 2.0], [0.7, 3.0, 2.0], [0.4, -0.7, 1.9]
+    for derivative in (False, True):
+        h = hgmntk.dual(text, a, b, c, derivative=derivative, method="hgm")
+        k = hgmntk.dual(text, a, b, c, derivative=derivative, method="closed")
+        np.testing.assert_allclose(h, k, rtol=1e-12, err_msg=f"{text} {derivative}")
