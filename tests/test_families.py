@@ -418,3 +418,15 @@ def test_hgm_cross_checks_the_closed_forms(text):
         h = hgmntk.dual(text, a, b, c, derivative=derivative, method="hgm")
         k = hgmntk.dual(text, a, b, c, derivative=derivative, method="closed")
         np.testing.assert_allclose(h, k, rtol=1e-12, err_msg=f"{text} {derivative}")
+
+
+def test_elu_with_alpha_by_its_derived_system():
+    """elu(alpha=0.5): no closed form; its system is derived for alpha = 1/2 (about 25 s,
+    then cached). Reference: 2-D mpmath quadrature at 25 digits of
+    E[s(u)s(v)] and E[s'(u)s'(v)] at (a, b, c) = (1, 2, 0.5), split at the kinks."""
+    act = hgmntk.act.elu(alpha=0.5)
+    assert not act.closed_forms
+    e = hgmntk.dual(act, 1.0, 2.0, 0.5)
+    f = hgmntk.dual(act, 1.0, 2.0, 0.5, derivative=True)
+    assert e == pytest.approx(0.3195638642802258237188276, rel=1e-12)
+    assert f == pytest.approx(0.424686308592307873889402, rel=1e-12)
