@@ -34,6 +34,7 @@ from .diagonal_memory import remembered_diagonals
 from .errors import (
     DerivationError,
     DivergentDualError,
+    IntegrationError,
     InvalidInputError,
     NotApplicableError,
     NotHolonomicError,
@@ -233,6 +234,28 @@ def evaluate_dual(
         return _evaluate_dual(activation, key, cov, method, rtol, options or {}, distances)
 
 
+#: Variances of a dual of an activation that is not positively homogeneous (whose
+#: covariance cannot be rescaled exactly): products of two stay within float64, so the
+#: determinant ab - c^2 neither overflows nor underflows (an underflowing determinant
+#: would make a regular covariance look singular).
+VARIANCE_RANGE = (1e-150, 1e150)
+
+
+def _check_scaled_range(activation, a: np.ndarray, b: np.ndarray) -> None:
+    """A clear error for variances outside :data:`VARIANCE_RANGE` (zero variances are
+    allowed: the dual is then a collinear value)."""
+    low, high = VARIANCE_RANGE
+    both = np.concatenate([np.ravel(a), np.ravel(b)])
+    nonzero = both[both != 0]
+    if nonzero.size and (np.min(np.abs(nonzero)) < low or np.max(np.abs(nonzero)) > high):
+        raise IntegrationError(
+            f"the duals of {activation.name!r} are computed for variances within "
+            f"{low:g}..{high:g} (or 0): got {float(np.min(np.abs(nonzero))):.3g}.."
+            f"{float(np.max(np.abs(nonzero))):.3g}. {activation.name!r} is not positively "
+            "homogeneous, so its covariance cannot be rescaled exactly; rescale the inputs"
+        )
+
+
 def _check_variance_limit(activation, cov: Covariances) -> None:
     """Refuse variances at which E[s(U)^2] is infinite (activations growing like exp(c u^2),
     whose provenance records the limit 1/(4c))."""
@@ -290,6 +313,15 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
     at_same = singular & (cov.c >= 0)
     values[at_same] = same[at_same]
     values[singular & ~at_same] = opposite[singular & ~at_same]
+    if integrator.name == "closed" and np.any(np.isinf(values[singular])):
+        # a closed form's value at rho = +-1 is finite where it holds: inf is an overflow
+        form = activation.closed_forms.get(key)
+        if getattr(form, "singular", None) is not None:
+            at = int(np.flatnonzero(singular & np.isinf(values))[0])
+            raise ValueOverflowError(
+                f"the {key} dual of {activation.name!r} at (a, b, c) = ({float(cov.a[at]):.3g}, "
+                f"{float(cov.b[at]):.3g}, {float(cov.c[at]):.3g}) exceeds float64 (1.8e308)"
+            )
     use_price = ~singular & near_end
     direct = ~singular & ~use_price
     if np.any(direct):
@@ -345,7 +377,7 @@ def _collinear_into(activation, key, integrator, cov, wanted, same, opposite) ->
         values = np.full(a.shape, np.nan, dtype=out.dtype)
         if singular is not None:
             values[:] = singular(a, b, sign)
-        todo = ~np.isfinite(values)
+        todo = np.isnan(values)  # an inf of a form is its overflow: kept (see the caller)
         if np.any(todo):
             values[todo] = collinear_values(activation, key, a[todo], b[todo], sign)
         out[wanted] = values
@@ -497,6 +529,8 @@ def dual(
     scaled, exponent = (
         _power_of_two_scaling(*arrays) if degrees and finite else (arrays, None)
     )
+    if not degrees and finite:
+        _check_scaled_range(act, arrays[0], arrays[1])
     cov = Covariances.from_arrays(*scaled)
     res = evaluate_dual(
         act, key, cov, method=method, rtol=rtol, options=options, distances=False

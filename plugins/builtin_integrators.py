@@ -13,7 +13,7 @@ import numpy as np
 
 from hgmntk.activation import SIDE_OF
 from hgmntk.covariance import Covariances, half_power
-from hgmntk.errors import InvalidInputError
+from hgmntk.errors import IntegrationError, InvalidInputError, ValueOverflowError
 from hgmntk.hookspecs import hookimpl
 from hgmntk.integrator import Integrator, IntegratorResult
 
@@ -79,7 +79,31 @@ class ClosedForm(Integrator):
         return getattr(activation.closed_forms.get(key), "block", None)
 
     def evaluate(self, activation, key, cov, *, rtol):
-        values = np.asarray(activation.closed_forms[key](cov))
+        """The closed form at the covariances: within its ``variance_range`` where it has
+        one; an infinite value (the dual beyond float64) is a ValueOverflowError."""
+        form = activation.closed_forms[key]
+        low, high = getattr(form, "variance_range", (0.0, np.inf))
+        if len(cov):
+            small, big = min(np.min(cov.a), np.min(cov.b)), max(np.max(cov.a), np.max(cov.b))
+            if small < low or big > high:
+                raise IntegrationError(
+                    f"the closed form of {activation.name!r} ({key}) is evaluated for "
+                    f"variances within {low:g}..{high:g}, got {float(small):.3g}.."
+                    f"{float(big):.3g}; rescale the inputs (or w_std, b_std)"
+                )
+        with np.errstate(all="ignore"):
+            values = np.asarray(form(cov))
+        if np.any(np.isinf(values)):
+            at = int(np.flatnonzero(np.isinf(values))[0])
+            raise ValueOverflowError(
+                f"the {key} dual of {activation.name!r} at (a, b, c) = ({float(cov.a[at]):.3g}, "
+                f"{float(cov.b[at]):.3g}, {float(cov.c[at]):.3g}) exceeds float64 (1.8e308)"
+            )
+        if np.any(np.isnan(values)):
+            raise IntegrationError(
+                f"internal error: the closed form of {activation.name!r} ({key}) gave NaN; "
+                "please report it with the inputs"
+            )
         return IntegratorResult(values, np.abs(values) * 4 * np.finfo(values.dtype).eps)
 
 

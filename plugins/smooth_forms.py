@@ -56,6 +56,12 @@ import numpy as np
 from hgmntk.covariance import Covariances
 from hgmntk.integrator import PairBlock
 
+#: Variances for which the forms are written to neither overflow nor underflow in their
+#: intermediate quantities (products of two variances stay within float64); the closed
+#: integrator refuses others with a clear error (the deep kernels keep every layer's
+#: variances in this range anyway).
+VARIANCE_RANGE = (1e-150, 1e150)
+
 
 @dataclass
 class Pair:
@@ -236,6 +242,7 @@ class SmoothForm:
         ss = _with_block(self.ss, _Block(self.ss_block, self.collinear))
         dsds = _with_block(self.dsds, _Block(self.dsds_block, None))
         ss.singular, dsds.singular = self.singular, self.derivative().singular
+        ss.variance_range = dsds.variance_range = VARIANCE_RANGE
         return {"ss": ss, "dsds": dsds}
 
 
@@ -440,15 +447,20 @@ class GeluForm(SmoothForm):
         pi = _pi(c)
         d2, delta, ab1, quarter = self._shared(p)
         if self.order == 2:
-            n = (d2 * d2 + d2 + p.sum_sq() * p.det + (a * a + b * b) + 4 * (a * b)
-                 + 3 * p.sum_sq() + c * c + 2)
-            value = n / ((2 * pi) * (d2 * d2 * delta))
+            # N / delta^4 with N = delta^4 + delta^2 + (a + b) det + a^2 + b^2 + 4ab
+            # + 3(a + b) + c^2 + 2, each term divided by delta^2 twice (no overflow up to
+            # variances of 1e150)
+            ad, bd = a / d2, b / d2
+            rest = ((p.sum_sq() / d2) * (p.det / d2) + ad * ad + bd * bd + 4 * (ad * bd)
+                    + (3 * p.sum_sq() / d2) / d2 + (c / d2) * (c / d2) + (2 / d2) / d2)
+            value = (1 + 1 / d2 + rest) / ((2 * pi) * delta)
             return value, value, 0.0
         if self.order == 1:
             first = c / ((2 * pi) * delta) * (1 / d2 + (2 + p.sum_sq()) / ab1)
             value = first + quarter
             return value, np.abs(first) + quarter, 0.0
-        first = (c * c + (a * b) * d2) / (ab1 * delta) / (2 * pi)
+        # (c^2 + ab delta^2) / ((a + 1)(b + 1) delta), as two terms that do not overflow
+        first = ((c * c) / ab1 / delta + (a / (a + 1)) * (b / (b + 1)) * delta) / (2 * pi)
         second = c * quarter
         return first + second, first + np.abs(second), 0.0
 

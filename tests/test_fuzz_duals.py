@@ -170,3 +170,49 @@ def test_relu_kernels_scale_exactly_with_the_inputs(m, depth, seed):
     scaled = hgmntk.kernels(np.ldexp(x, m), activation="relu", depth=depth)
     np.testing.assert_allclose(scaled.nngp, np.ldexp(k.nngp, 2 * m), rtol=1e-14, atol=0)
     np.testing.assert_allclose(scaled.ntk, np.ldexp(k.ntk, 2 * m), rtol=1e-14, atol=0)
+
+
+#: activations with closed forms that are not positively homogeneous
+SMOOTH = ["erf", "gelu", "sin", "cos", "gauss", "exp", "erf(a=0.5, b=2.0, c=0.1)",
+          "polynomial(coef=[0.1, 1.0, 0.5])", "Rbf(gamma=0.5)", "gaussian(b=-1.0)"]
+
+
+@given(st.sampled_from(SMOOTH), st.booleans(), variances, variances, correlations)
+def test_smooth_closed_forms_value_or_clear_error(name, derivative, a, b, rho):
+    """Closed forms of non-homogeneous activations at every magnitude: a value within
+    Cauchy-Schwarz's bound, or a clear error (variances outside 1e-150..1e150, a value
+    beyond float64); never NaN, a RuntimeWarning or a silent inf."""
+    c = rho * math.sqrt(a) * math.sqrt(b)
+    try:
+        value = _dual(name, a, b, c, derivative=derivative)
+    except ValueOverflowError:
+        return
+    except hgmntk.CovarianceError:
+        assert abs(c) > math.sqrt(a) * math.sqrt(b) * (1 - 1e-15)
+        return
+    except hgmntk.IntegrationError as exc:
+        assert "variances within 1e-150..1e+150" in str(exc)
+        assert not (1e-150 <= min(a, b) and max(a, b) <= 1e150)
+        return
+    assert math.isfinite(value)
+    e_aa = _dual(name, a, a, a, derivative=derivative)
+    e_bb = _dual(name, b, b, b, derivative=derivative)
+    assert abs(value) <= math.sqrt(e_aa) * math.sqrt(e_bb) * (1 + 1e-13) + 1e-300
+
+
+@pytest.mark.parametrize("a, b, rho", [(1e120, 3e119, 0.4), (1e-140, 4e-141, -0.7),
+                                       (1e100, 1e-100, 0.9)])
+def test_gelu_and_erf_at_extreme_variances_against_mpmath(a, b, rho):
+    """The closed forms hold their digits at variances far from 1 (the textbook formulas
+    in 50-digit mpmath)."""
+    import mpmath as mp
+
+    c = rho * math.sqrt(a) * math.sqrt(b)
+    with mp.workdps(50):
+        A, B, C = mp.mpf(a), mp.mpf(b), mp.mpf(c)
+        d = mp.sqrt((A + 1) * (B + 1) - C * C)
+        gelu = ((C * C + A * B * d * d) / ((A + 1) * (B + 1) * d) + C * mp.atan(C / d)) / (
+            2 * mp.pi) + C / 4
+        erf = 2 / mp.pi * mp.asin(2 * C / mp.sqrt((1 + 2 * A) * (1 + 2 * B)))
+    assert _dual("gelu", a, b, c) == pytest.approx(float(gelu), rel=1e-13)
+    assert _dual("erf", a, b, c) == pytest.approx(float(erf), rel=1e-13)
