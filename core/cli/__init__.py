@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  hgmntk activations\n"
         "  hgmntk dual relu --a 1 --b 2 --c 0.5\n"
+        "  hgmntk dual 'leaky_relu(alpha=0.2)' --a 1 --b 2 --c 0.5\n"
         "  hgmntk kernel --x1 x.csv --activation relu --depth 3 --out k.npz\n"
         "  hgmntk derive 'Heaviside(u)*cos(u)' --name rcos\n\n"
         "'hgmntk COMMAND --help' shows the options and examples of each command.",

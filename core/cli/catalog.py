@@ -57,7 +57,8 @@ def add_activations_parser(sub: argparse._SubParsersAction) -> None:
         "  hgmntk activations show gelu --full > gelu.txt\n"
         "  hgmntk activations show relu --json --full | python -m json.tool",
     )
-    ps.add_argument("name", metavar="NAME", help="activation name (or expression in u)")
+    ps.add_argument("name", metavar="NAME",
+                    help="activation name, family member ('erf(a=0.5)') or expression in u")
     ps.add_argument(
         "--json",
         action="store_true",

@@ -262,7 +262,8 @@ def registry():
 
 
 def resolve_activation(text: str, method: str = "auto"):
-    """A registered activation, or one made from an expression in u.
+    """A registered activation, a family member ("erf(a=0.5)"), or one made from an
+    expression in u.
 
     With a quadrature ``method`` the expression is used as it is (holonomic or not); for
     the exact methods it is derived (and cached) through
@@ -389,7 +390,8 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
         "--activation",
         required=True,
         metavar="A",
-        help="registered activation name or SymPy expression in u",
+        help="registered activation name, family member ('leaky_relu(alpha=0.2)', see "
+        "'hgmntk activations families') or SymPy expression in u",
     )
     p.add_argument(
         "--depth", required=True, type=int, metavar="L", help="number of hidden layers (>= 1)"

@@ -48,7 +48,8 @@ def add_dual_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "activation",
         metavar="ACTIVATION",
-        help="registered name (see 'hgmntk activations') or SymPy expression in u",
+        help="registered name (see 'hgmntk activations'), family member "
+        "('erf(a=0.5, b=2.0)') or SymPy expression in u",
     )
     p.add_argument("--a", type=float, required=True, help="variance of u")
     p.add_argument("--b", type=float, required=True, help="variance of v")
