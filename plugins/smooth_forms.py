@@ -324,9 +324,17 @@ class TrigForm(SmoothForm):
         # e^-P + g e^-Q = (e^-P - e^-Q) + (1 + g) e^-Q; with m = e^-min(P, Q),
         # small = e^-max(P, Q) and q = 1 - e^-|Q - P|:  e^-P - e^-Q = +-m q
         m, small, q, q_ge_p = p.trig(B)
-        eq = np.where(q_ge_p, small, m)
         cos2 = math.cos(2 * C)
         g = cos2 if self.cosine else -cos2
+        scale = A * A / 2
+        growth = (B * B) * p.sum_sq()  # P + Q: the exponents' relative error eps (P + Q)
+        if g == 1:  # cos(Bu + k pi): e^-P + e^-Q = m + small
+            value = m + small
+            return scale * value, scale * value, growth
+        if g == -1:  # sin(Bu + k pi): e^-P - e^-Q = sign(c) m q
+            mq = m * q
+            return scale * np.copysign(mq, p.c), scale * mq, growth
+        eq = np.where(q_ge_p, small, m)
         if g >= 0:
             value = np.where(q_ge_p, m, small) + g * eq
             magnitude = value
@@ -348,9 +356,7 @@ class TrigForm(SmoothForm):
             value = np.where(use_direct, small + g * m,
                              np.where(q_ge_p, mq, -mq) + one_plus_g * eq)
             magnitude = np.where(use_direct, direct, split)
-        scale = A * A / 2
-        # P + Q = B^2 (a + b): the exponents' relative error eps (P + Q)
-        return scale * value, scale * magnitude, (B * B) * p.sum_sq()
+        return scale * value, scale * magnitude, growth
 
     def derivative(self) -> SmoothForm:
         return TrigForm(self.A * self.B, self.B, self.C, cosine=not self.cosine)
@@ -367,9 +373,13 @@ class ExpForm(SmoothForm):
         self.A, self.B = float(A), float(B)
 
     def terms(self, p: Pair):
-        Q = (self.B * self.B / 2) * p.sum_plus()  # B^2 (a + b + 2c) / 2
-        value = (self.A * self.A) * np.exp(Q)
-        return value, value, 2 * Q
+        key = ("exp", self.B)  # e^Q and Q, shared with the derivative's form
+        shared = p.cache.get(key)
+        if shared is None:
+            Q = (self.B * self.B / 2) * p.sum_plus()  # B^2 (a + b + 2c) / 2
+            shared = p.cache[key] = (np.exp(Q), 2 * Q)
+        value = (self.A * self.A) * shared[0]
+        return value, value, shared[1]
 
     def derivative(self) -> SmoothForm:
         return ExpForm(self.A * self.B, self.B)
