@@ -149,8 +149,22 @@ class Family:
         return f"{self.name}({', '.join(parts)})"
 
     def activation(self, *args: Any, **kwargs: Any) -> Activation:
-        """The activation for these parameter values (a shipped one where they name it)."""
+        """The activation for these parameter values (a shipped one where they name it).
+        Equal values give the same object (remembered per process), so the evaluators and
+        the derived system made for it serve every later call."""
         values = self.bind(*args, **kwargs)
+        key = (self.name, self.stax, self.spelling(values), repr(values))
+        remembered = _MEMBERS.get(key)
+        if remembered is not None:
+            return remembered
+        act = self._make_activation(values)
+        if act.provenance.get("family") == self.name:  # not a shipped one (the registry's)
+            if len(_MEMBERS) >= MAX_MEMBERS:
+                _MEMBERS.clear()
+            _MEMBERS[key] = act
+        return act
+
+    def _make_activation(self, values: dict[str, Any]) -> Activation:
         member = self.make(**values)
         if member.shipped is not None:
             from hgmntk.plugin_manager import get_registry
@@ -176,6 +190,11 @@ class Family:
                            if member.variance_limit is not None else {})},
             holonomic=member.holonomic,
         )
+
+
+#: Family members made in this process (at most ``MAX_MEMBERS``, then forgotten at once).
+_MEMBERS: dict[tuple, Activation] = {}
+MAX_MEMBERS = 256
 
 
 def _show(value: Any) -> str:

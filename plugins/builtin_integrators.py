@@ -7,6 +7,7 @@ hook a third-party integrator uses.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,10 +23,23 @@ if TYPE_CHECKING:  # the numerical modules load when an integrator first runs (s
     from hgmntk.kink_mehler import KinkedMehlerDual
     from hgmntk.mehler import MehlerDual
 
-_MEHLER: dict[int, MehlerDual | KinkedMehlerDual | None] = {}
+#: Evaluators per activation object: keyed by id, with a weak reference to the object
+#: checked on lookup (an id can be reused once its object is gone).
+_MEHLER: dict[int, tuple[weakref.ref, MehlerDual | KinkedMehlerDual | None]] = {}
 
 
-_ANGLE: dict[tuple[int, str], HomogeneousBlock | None] = {}
+_ANGLE: dict[tuple[int, str], tuple[weakref.ref, HomogeneousBlock | None]] = {}
+
+
+def _remembered(store: dict, key, activation, make):
+    """``store[key]``'s evaluator if it was made for this very activation object, else
+    ``make()`` (remembered with a weak reference to the object)."""
+    entry = store.get(key)
+    if entry is not None and entry[0]() is activation:
+        return entry[1]
+    value = make()
+    store[key] = (weakref.ref(activation), value)
+    return value
 
 
 def angle_evaluator(activation, key: str) -> HomogeneousBlock | None:
@@ -33,12 +47,12 @@ def angle_evaluator(activation, key: str) -> HomogeneousBlock | None:
     its accuracy)."""
     from hgmntk.angle_table import AngleTable, HomogeneousBlock
 
-    at = (id(activation), key)
-    if at not in _ANGLE:
+    def make():
         table = AngleTable(activation.duals[key])
         degree = activation.pair_homogeneity(key)[0]
-        _ANGLE[at] = HomogeneousBlock(table, degree, key == "dsds") if table.usable else None
-    return _ANGLE[at]
+        return HomogeneousBlock(table, degree, key == "dsds") if table.usable else None
+
+    return _remembered(_ANGLE, (id(activation), key), activation, make)
 
 
 def mehler_evaluator(activation) -> MehlerDual | KinkedMehlerDual | None:
@@ -49,17 +63,16 @@ def mehler_evaluator(activation) -> MehlerDual | KinkedMehlerDual | None:
     from hgmntk.longdouble import lambdify_longdouble
     from hgmntk.mehler import MehlerDual, is_entire_expression
 
-    key = id(activation)
-    if key not in _MEHLER:
+    def make():
         s = activation.numeric_functions.get("s")
-        _MEHLER[key] = None
         if activation.holonomic and s is not None and activation.pair_homogeneity("ss") is None:
             if is_entire_expression(activation.expression):
-                _MEHLER[key] = MehlerDual(s, lambdify_longdouble(activation.expression))
-            else:
-                split = kink_split(activation.expression)
-                _MEHLER[key] = KinkedMehlerDual(split) if split is not None else None
-    return _MEHLER[key]
+                return MehlerDual(s, lambdify_longdouble(activation.expression))
+            split = kink_split(activation.expression)
+            return KinkedMehlerDual(split) if split is not None else None
+        return None
+
+    return _remembered(_MEHLER, id(activation), activation, make)
 
 
 class ClosedForm(Integrator):

@@ -430,3 +430,20 @@ def test_elu_with_alpha_by_its_derived_system():
     f = hgmntk.dual(act, 1.0, 2.0, 0.5, derivative=True)
     assert e == pytest.approx(0.3195638642802258237188276, rel=1e-12)
     assert f == pytest.approx(0.424686308592307873889402, rel=1e-12)
+
+
+def test_evaluators_are_remembered_per_activation_object():
+    """An evaluator remembered under an id serves only the object it was made for (an id
+    is reused once its object is gone; family members and derived expressions are made
+    anew), and a family member is one object per parameter values."""
+    from hgmntk.plugins.builtin_integrators import _remembered
+
+    class Obj:
+        pass
+
+    store: dict = {}
+    first, second = Obj(), Obj()
+    assert _remembered(store, 7, first, lambda: "for first") == "for first"
+    assert _remembered(store, 7, first, lambda: "again") == "for first"
+    assert _remembered(store, 7, second, lambda: "for second") == "for second"
+    assert hgmntk.act.Sin(a=2.0) is hgmntk.dual_activation.get_activation("sin(a=2.0)")
