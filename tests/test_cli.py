@@ -839,6 +839,20 @@ def test_derive_install_and_use(capsys, tmp_path):
     assert "not verified (--no-verify)" in out
 
 
+def test_derive_a_family_member(capsys, tmp_path):
+    """'hgmntk derive FAMILY(...)' derives the member's expression and installs it."""
+    pytest.importorskip("hgmntk.cas_bridge.derive")
+    code, out, err = run(capsys, "derive", "leaky_relu(alpha=0.2)", "--name", "lr02")
+    assert code == 0, err
+    data = json.loads((tmp_path / "data" / "activations" / "lr02.json").read_text())
+    assert data["expression"] == "u*Heaviside(-u)/5 + u*Heaviside(u)"
+    assert data["description"].startswith("leaky_relu(alpha=0.2)")
+    code, out, _ = run(capsys, "dual", "lr02", "--a", "1", "--b", "2", "--c", "0.5",
+                       "--method", "hgm")
+    assert float(out) == pytest.approx(
+        hgmntk.dual("leaky_relu(alpha=0.2)", 1.0, 2.0, 0.5), rel=1e-13)
+
+
 def test_derive_to_plugin_package(capsys, tmp_path):
     pytest.importorskip("hgmntk.cli.plugin_template")
     out_dir = tmp_path / "pkg"

@@ -57,7 +57,8 @@ def add_derive_parser(sub: argparse._SubParsersAction) -> None:
         "expression",
         nargs="?",
         metavar="EXPR",
-        help="activation s(u) in SymPy syntax, e.g. 'Heaviside(u)*sin(u)'",
+        help="activation s(u) in SymPy syntax, or a family member such as "
+        "'leaky_relu(alpha=0.2)' (its expression), e.g. 'Heaviside(u)*sin(u)'",
     )
     p.add_argument("--name", required=True, help="name of the new activation")
     p.add_argument(
@@ -188,15 +189,23 @@ def cmd_derive(args: argparse.Namespace, out: TextIO) -> int:
         annihilators["s"] = list(args.annihilator)
     if args.ds_annihilator:
         annihilators["ds"] = list(args.ds_annihilator)
+    expression, description = args.expression, args.description or ""
+    if expression is not None:
+        from ..dual_activation import family_member
+
+        member = family_member(expression)  # "leaky_relu(alpha=0.2)": its expression
+        if member is not None:
+            expression = member.expression
+            description = description or f"{member.name}: {member.description}"
     progress = Progress(sys.stderr)
     t0 = time.perf_counter()
     activation = derive_activation(
-        args.expression,
+        expression,
         name=args.name,
         annihilators=annihilators or None,
         backend=args.backend,
         progress=progress,
-        description=args.description or "",
+        description=description,
     )
     seconds = time.perf_counter() - t0
     verified = "not verified (--no-verify)"
