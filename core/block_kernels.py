@@ -376,24 +376,37 @@ def _compensated(x1, x2, i, j, sq1, sq2, ss, dsds, w_std, b_std, slot, nngp, ntk
     need no extended precision after it.  Returns the pairs still marked."""
     w2, b2 = float(w_std) ** 2, float(b_std) ** 2
     d = x1.shape[1]
-    hi, lo = dot2(x1[i], x2[j])
-    sigma = affine_covariance(w2, b2, hi, lo, d).astype(float)
-    norms = np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i]) * np.einsum("ij,ij->i", x2[j], x2[j]))
+    sigma, norms = _pair_sigma0(x1, x2, i, j, w2, b2)
+    sigma = sigma.astype(float)
     # rounding to float64, plus the double-double forming's own error
     err = (EPS64 / 2) * np.abs(sigma) + (2 * float(EPS_LD)) * (w2 / d * norms + b2)
+    flag = recursion(sigma, err, [s[i] for s in sq1], [s[j] for s in sq2], ss, dsds, w2, b2,
+                     _pair_emitter(i, j, slot, nngp, ntk, symmetric), i, j, checked,
+                     rho_absolute)
+    return i[flag], j[flag]
 
+
+def _pair_sigma0(x1, x2, i, j, w2: float, b2: float):
+    """Sigma_0 of the pairs (x1[i], x2[j]) from compensated dot products (long double,
+    accurate where x.x' cancels) and the products of their norms |x1[i]| |x2[j]|."""
+    hi, lo = dot2(x1[i], x2[j])
+    norms = np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i]) * np.einsum("ij,ij->i", x2[j], x2[j]))
+    return affine_covariance(w2, b2, hi, lo, x1.shape[1]), norms
+
+
+def _pair_emitter(i, j, slot, nngp, ntk, symmetric):
+    """``emit(h, Sigma_h, NTK_h)`` writing pairs (i, j) of the kept layers as float64 (and
+    (j, i) for a symmetric output)."""
     def emit(h, s, k):
         at = slot(h)
         if at is not None:
-            nngp[at][i, j] = s
-            ntk[at][i, j] = k
+            nngp[at][i, j] = s.astype(float, copy=False)
+            ntk[at][i, j] = k.astype(float, copy=False)
             if symmetric:
-                nngp[at][j, i] = s
-                ntk[at][j, i] = k
+                nngp[at][j, i] = nngp[at][i, j]
+                ntk[at][j, i] = ntk[at][i, j]
 
-    flag = recursion(sigma, err, [s[i] for s in sq1], [s[j] for s in sq2], ss, dsds, w2, b2,
-                     emit, i, j, checked, rho_absolute)
-    return i[flag], j[flag]
+    return emit
 
 
 def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, ntk, symmetric,
@@ -402,22 +415,11 @@ def _extended(x1, x2, i, j, diag1, diag2, ss, dsds, w_std, b_std, slot, nngp, nt
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2
     d = x1.shape[1]
-    hi, lo = dot2(x1[i], x2[j])
-    sigma = affine_covariance(float(w2), float(b2), hi, lo, d)
-    err = EPS_LD * (w2 / d * np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i])
-                                     * np.einsum("ij,ij->i", x2[j], x2[j])) + b2)
-
-    def emit(h, s, k):
-        at = slot(h)
-        if at is not None:
-            nngp[at][i, j] = s.astype(float)
-            ntk[at][i, j] = k.astype(float)
-            if symmetric:
-                nngp[at][j, i] = nngp[at][i, j]
-                ntk[at][j, i] = ntk[at][i, j]
-
+    sigma, norms = _pair_sigma0(x1, x2, i, j, float(w2), float(b2))
+    err = EPS_LD * (w2 / d * norms + b2)
     flag = recursion(
         sigma, err.astype(ld), [np.sqrt(s[i]) for s in diag1], [np.sqrt(s[j]) for s in diag2],
-        ss, dsds, w2, b2, emit, i, j, checked, rho_absolute,
+        ss, dsds, w2, b2, _pair_emitter(i, j, slot, nngp, ntk, symmetric), i, j, checked,
+        rho_absolute,
     )
     return i[flag], j[flag]
