@@ -15,6 +15,12 @@ import numpy as np
 
 from .errors import CovarianceError, InvalidInputError
 
+#: Variances whose products of two stay within float64, so the determinant ab - c^2 and
+#: the error-free products (Dekker's split) neither overflow nor underflow: the range the
+#: deep recursion keeps every layer in, and that the duals of activations which are not
+#: positively homogeneous (no exact rescaling) are computed for.
+VARIANCE_RANGE = (1e-150, 1e150)
+
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp/Dekker splitting)
 
 

@@ -29,7 +29,14 @@ import numpy as np
 from .activation import Activation
 from .block_kernels import block_layers, longdouble_twin, refined_diagonal
 from .collinear import collinear_values
-from .covariance import Covariances, affine_covariance, dot2, half_power, two_product
+from .covariance import (
+    VARIANCE_RANGE,
+    Covariances,
+    affine_covariance,
+    dot2,
+    half_power,
+    two_product,
+)
 from .dual_activation import (
     check_variance_limit,
     choose_integrator,
@@ -416,9 +423,9 @@ def _layers(x1, x2, activation, depth, w_std, b_std, method, rtol, options, *, k
         close()
 
 
-#: Variances (Sigma_h(x, x), NTK_h(x, x)) the float64 recursion supports: products of two
-#: stay within float64 and the error-free products (Dekker's split) do not overflow.
-SCALE_RANGE = (1e-150, 1e150)
+#: Variances (Sigma_h(x, x), NTK_h(x, x)) the float64 recursion supports (see
+#: :data:`hgmntk.covariance.VARIANCE_RANGE`).
+SCALE_RANGE = VARIANCE_RANGE
 
 
 def _check_scale(values, what: str, name: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activation import DUAL_KEYS, Activation
-from .covariance import Covariances
+from .covariance import VARIANCE_RANGE, Covariances
 from .diagonal_memory import remembered_diagonals
 from .errors import (
     DerivationError,
@@ -234,16 +234,11 @@ def evaluate_dual(
         return _evaluate_dual(activation, key, cov, method, rtol, options or {}, distances)
 
 
-#: Variances of a dual of an activation that is not positively homogeneous (whose
-#: covariance cannot be rescaled exactly): products of two stay within float64, so the
-#: determinant ab - c^2 neither overflows nor underflows (an underflowing determinant
-#: would make a regular covariance look singular).
-VARIANCE_RANGE = (1e-150, 1e150)
-
-
 def _check_scaled_range(activation, a: np.ndarray, b: np.ndarray) -> None:
-    """A clear error for variances outside :data:`VARIANCE_RANGE` (zero variances are
-    allowed: the dual is then a collinear value)."""
+    """A clear error for variances outside :data:`hgmntk.covariance.VARIANCE_RANGE` (zero
+    variances are allowed: the dual is then a collinear value).  For an activation that
+    is not positively homogeneous the covariance cannot be rescaled exactly, and an
+    underflowing determinant would make a regular covariance look singular."""
     low, high = VARIANCE_RANGE
     both = np.concatenate([np.ravel(a), np.ravel(b)])
     nonzero = both[both != 0]

@@ -53,14 +53,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from hgmntk.covariance import Covariances
+from hgmntk.covariance import VARIANCE_RANGE, Covariances
 from hgmntk.integrator import PairBlock
 
-#: Variances for which the forms are written to neither overflow nor underflow in their
-#: intermediate quantities (products of two variances stay within float64); the closed
-#: integrator refuses others with a clear error (the deep kernels keep every layer's
-#: variances in this range anyway).
-VARIANCE_RANGE = (1e-150, 1e150)
+from .closed_forms import _pi, _with_block
+
+# The forms are written so their intermediate quantities neither overflow nor underflow
+# for variances within VARIANCE_RANGE; the closed integrator refuses others clearly.
 
 
 @dataclass
@@ -237,8 +236,6 @@ class SmoothForm:
         ``block`` attributes (as :meth:`hgmntk.plugins.closed_forms.RectifiedFamily.forms`);
         the block evaluation of E[ss] also gives the diagonal (``collinear``), and each
         form its values at rho = +-1 (``singular(a, b, sign)``)."""
-        from .closed_forms import _with_block
-
         ss = _with_block(self.ss, _Block(self.ss_block, self.collinear))
         dsds = _with_block(self.dsds, _Block(self.dsds_block, None))
         ss.singular, dsds.singular = self.singular, self.derivative().singular
@@ -259,11 +256,6 @@ class _Block:
 
     def __call__(self, block: PairBlock):
         return self.evaluate(block)
-
-
-def _pi(x) -> np.floating:
-    dtype = np.asarray(x).dtype
-    return np.arctan2(np.zeros((), dtype=dtype), -np.ones((), dtype=dtype))[()]
 
 
 def _erf_shared(p: Pair, B: float):
