@@ -153,7 +153,7 @@ class Family:
         Equal values give the same object (remembered per process), so the evaluators and
         the derived system made for it serve every later call."""
         values = self.bind(*args, **kwargs)
-        key = (self.name, self.stax, self.spelling(values), repr(values))
+        key = (self.name, self.spelling(values))  # the name omits only unused switches
         remembered = _MEMBERS.get(key)
         if remembered is not None:
             return remembered

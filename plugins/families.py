@@ -174,7 +174,7 @@ def _elu(alpha: float = 1.0) -> Member:
 
 def _fixed(expression: str, derivative: str, description: str, forms=None,
            shipped: str | None = None) -> Callable[..., Member]:
-    def make(do_stabilize: bool = False) -> Member:
+    def make() -> Member:
         return Member(_expr(expression), _expr(derivative), description, forms or {},
                       shipped=shipped)
     return make
