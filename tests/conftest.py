@@ -75,6 +75,32 @@ def mp_array(values) -> np.ndarray:
     )
 
 
+def mp_kernels(X, ss, dsds, depth: int, w_std: float, b_std: float, dps: int = 40):
+    """[(NNGP, NTK)] of every layer 1..depth of a deep network, the recursion done in
+    ``dps``-digit mpmath from dual functions ``ss(a, b, c)``, ``dsds(a, b, c)`` (mpmath
+    numbers in, out; the diagonal at c = a exactly), rounded to float64 at the end."""
+    with mpmath.workdps(dps):
+        rows = [[mpmath.mpf(float(v)) for v in row] for row in X]
+        m, d = len(rows), len(rows[0])
+        w2, b2 = mpmath.mpf(w_std) ** 2, mpmath.mpf(b_std) ** 2
+        sig = [[w2 * mpmath.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
+                for j in range(m)] for i in range(m)]
+        ntk = [r[:] for r in sig]
+        out = []
+        for _ in range(depth):
+            new = [[None] * m for _ in range(m)]
+            for i in range(m):
+                for j in range(m):
+                    a, b = sig[i][i], sig[j][j]
+                    c = a if i == j else sig[i][j]
+                    new[i][j] = w2 * ss(a, b, c) + b2
+                    ntk[i][j] = new[i][j] + ntk[i][j] * w2 * dsds(a, b, c)
+            sig = new
+            out.append(tuple(np.array([[float(v) for v in r] for r in mat])
+                             for mat in (sig, ntk)))
+        return out
+
+
 @pytest.fixture(autouse=True)
 def _private_data_dir(tmp_path, monkeypatch):
     """Every test gets its own user data directory (derived activations, cache)."""

@@ -19,6 +19,7 @@ import hgmntk
 from hgmntk.covariance import Covariances
 from hgmntk.errors import InvalidInputError, NotHolonomicError
 from hgmntk.plugins.families import builtin_families
+from tests.conftest import mp_kernels
 
 TOL = 1e-12
 DPS = 40
@@ -212,32 +213,6 @@ def test_textbook_formulas_against_quadrature(text):
             assert _gauss_hermite(f, a, b, c) == pytest.approx(want, rel=1e-7, abs=1e-12)
 
 
-def _mp_kernels(X, duals, depth, w_std, b_std):
-    """NNGP and NTK of every layer, in mpmath, from the textbook duals."""
-    with mp.workdps(DPS):
-        rows = [[mp.mpf(float(v)) for v in row] for row in X]
-        m, d = len(rows), len(rows[0])
-        w2, b2 = mp.mpf(w_std) ** 2, mp.mpf(b_std) ** 2
-        sig = [[w2 * mp.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
-                for j in range(m)] for i in range(m)]
-        ntk = [r[:] for r in sig]
-        out = []
-        for _ in range(depth):
-            new = [[None] * m for _ in range(m)]
-            for i in range(m):
-                for j in range(m):
-                    a, b, c = sig[i][i], sig[j][j], sig[i][j]
-                    if i == j:
-                        c = a  # the diagonal: rho = 1 exactly
-                    e, f = duals[0](a, b, c), duals[1](a, b, c)
-                    new[i][j] = w2 * e + b2
-                    ntk[i][j] = new[i][j] + ntk[i][j] * w2 * f
-            sig = new
-            out.append((np.array([[float(v) for v in r] for r in sig]),
-                        np.array([[float(v) for v in r] for r in ntk])))
-        return out
-
-
 KERNEL_CASES = [c for c in CASES if c[0] not in ("Sign()",)]
 
 
@@ -249,7 +224,7 @@ def test_family_kernels_against_mpmath(text, duals, _):
     X = np.vstack([X, X[0], -0.5 * X[1]])
     w_std, b_std = NETWORK.get(text, (1.5, 0.05))
     layers = hgmntk.kernel_layers(X, activation=text, depth=5, w_std=w_std, b_std=b_std)
-    ref = _mp_kernels(X, duals, 5, w_std, b_std)
+    ref = mp_kernels(X, duals[0], duals[1], 5, w_std, b_std, DPS)
     for k, (nngp, ntk) in zip(layers, ref):
         for got, want in ((k.nngp, nngp), (k.ntk, ntk)):
             rel = np.abs(got - want) / np.maximum(np.abs(want), 1e-300)

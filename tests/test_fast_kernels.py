@@ -15,6 +15,7 @@ import pytest
 
 import hgmntk
 from hgmntk import block_kernels
+from tests.conftest import mp_kernels as mp_recursion
 
 TOL = 1e-12
 # name -> (n, alpha, beta): s(u) = alpha u^n Y(u) + beta (-u)^n Y(-u)
@@ -52,27 +53,8 @@ def mp_kernels(X, name, depth, w_std, b_std, dps=130):
     """[(NNGP, NTK)] of depths 1..depth by the arc-cosine recursion at ``dps`` digits."""
     n, al, be = FAMILY[name]
     dn, dal, dbe = (n - 1, n * al, -n * be) if n else (-1, al, be)
-    with mpmath.workdps(dps):
-        rows = [[mpmath.mpf(float(v)) for v in row] for row in X]
-        d = len(rows[0])
-        w2, b2 = mpmath.mpf(w_std) ** 2, mpmath.mpf(b_std) ** 2
-        m = len(rows)
-        sig = [[w2 * mpmath.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
-                for j in range(m)] for i in range(m)]
-        ntk = [r[:] for r in sig]
-        out = []
-        for _ in range(depth):
-            new = [[None] * m for _ in range(m)]
-            for i in range(m):
-                for j in range(m):
-                    a, b, c = sig[i][i], sig[j][j], sig[i][j]
-                    e = _dual(n, al, be, a, b, c)
-                    f = _dual(dn, dal, dbe, a, b, c)
-                    new[i][j] = w2 * e + b2
-                    ntk[i][j] = new[i][j] + ntk[i][j] * (w2 * f)
-            sig = new
-            out.append(tuple(np.array([[float(v) for v in r] for r in mat]) for mat in (sig, ntk)))
-        return out
+    return mp_recursion(X, lambda a, b, c: _dual(n, al, be, a, b, c),
+                        lambda a, b, c: _dual(dn, dal, dbe, a, b, c), depth, w_std, b_std, dps)
 
 
 def hard_points(seed=0) -> np.ndarray:
@@ -179,25 +161,13 @@ def test_angle_table_of_the_hgm_matches_the_closed_form(name):
 def _erf_kernels(X, depth, w_std, b_std, dps=50):
     """[(NNGP, NTK)] of erf networks by its closed forms in mpmath:
     E = (2/pi) asin(2c / sqrt((1+2a)(1+2b))), E' = (4/pi) / sqrt((1+2a)(1+2b) - 4c^2)."""
-    with mpmath.workdps(dps):
-        rows = [[mpmath.mpf(float(v)) for v in row] for row in X]
-        m, d = len(rows), len(rows[0])
-        w2, b2 = mpmath.mpf(w_std) ** 2, mpmath.mpf(b_std) ** 2
-        sig = [[w2 * mpmath.fsum(p * q for p, q in zip(rows[i], rows[j])) / d + b2
-                for j in range(m)] for i in range(m)]
-        ntk = [r[:] for r in sig]
-        out = []
-        for _ in range(depth):
-            q = [1 + 2 * sig[i][i] for i in range(m)]
-            new = [[w2 * 2 / mpmath.pi * mpmath.asin(2 * sig[i][j] / mpmath.sqrt(q[i] * q[j]))
-                    + b2 for j in range(m)] for i in range(m)]
-            for i in range(m):
-                for j in range(m):
-                    f = 4 / mpmath.pi / mpmath.sqrt(q[i] * q[j] - 4 * sig[i][j] ** 2)
-                    ntk[i][j] = new[i][j] + ntk[i][j] * w2 * f
-            sig = new
-            out.append(tuple(np.array([[float(v) for v in r] for r in mat]) for mat in (sig, ntk)))
-        return out
+    def ss(a, b, c):
+        return 2 / mpmath.pi * mpmath.asin(2 * c / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b)))
+
+    def dsds(a, b, c):
+        return 4 / mpmath.pi / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b) - 4 * c**2)
+
+    return mp_recursion(X, ss, dsds, depth, w_std, b_std, dps)
 
 
 def test_erf_kernels_through_cancelling_layers():
