@@ -30,6 +30,8 @@ and the stiffness near det L = 0, where float64 step sizes collapse.
 from __future__ import annotations
 
 import math
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -268,6 +270,24 @@ def base_vector(activation, key: str, digits: int) -> flint.arb_mat:
     return _normalised(system.base_point, _STARTS[cache_key])
 
 
+#: Seconds the precise path may spend settling one target (or one march along c, which
+#: serves a group of targets): a bound on work, so that a target it cannot reach ends in
+#: an IntegrationError instead of a hang.  The built-in activations' reference targets
+#: settle within 8 s each here; elu at a = b = 500 ran 210 s before failing.
+PRECISE_TIME_LIMIT = 30.0
+_DEADLINE: ContextVar[float | None] = ContextVar("hgmntk_precise_deadline", default=None)
+
+
+class _OutOfTime(Exception):
+    """Raised inside the Taylor marches when the settling's deadline has passed."""
+
+
+def _check_deadline() -> None:
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise _OutOfTime
+
+
 def _distance_to_roots(factors: list, t0: flint.fmpq) -> float:
     """The distance from t0 to the nearest complex root of the polynomials ``factors``,
     from the roots of f(t0 + s) (exact shift, certified roots): accurate even where the
@@ -321,6 +341,7 @@ def _march(conn: ExactConnection, path, g: flint.arb_mat, prec: int, nodes: list
             for i, j, p in entries:
                 for k, v in enumerate(p(shift).coeffs()):
                     nk[k][i, j] = (v * hs).mid()
+            _check_deadline()
             inside = [t for t in nodes[len(values):] if t <= t0 + h]
             g, partial = _taylor_step(g, nk, dk, tol, prec, [flint.arb((t - t0) / h)
                                                              for t in inside])
@@ -356,6 +377,8 @@ def _taylor_step(g, nk, dk, tol, prec: int, points=()) -> tuple[flint.arb_mat, l
             partial[i] += nxt[0, 0] * powers[i]
             powers[i] *= u
         size = max(abs(nxt[i, 0]).mid() for i in range(r))
+        if k % 256 == 255:
+            _check_deadline()
         if size <= tol * scale:
             small += 1
             if small == 3:
@@ -507,7 +530,25 @@ def _settle(activation, key, conn: ExactConnection, run, work: int, rtol: float,
 
     ``work`` is the path's own estimate of the working precision; the bits that earlier
     paths of the same system needed beyond their estimates (the median) are added to it,
-    so that a run of similar targets does not fail its first round every time."""
+    so that a run of similar targets does not fail its first round every time.  At most
+    8 rounds and PRECISE_TIME_LIMIT seconds."""
+    token = _DEADLINE.set(time.monotonic() + PRECISE_TIME_LIMIT)
+    try:
+        return _settle_rounds(activation, key, conn, run, work, rtol, where)
+    except _OutOfTime:
+        raise IntegrationError(
+            f"the precise continuation to {where} did not settle within "
+            f"{PRECISE_TIME_LIMIT:g} s: the target is too far from the base point for this "
+            "system (large variances, or rho very near +-1); rescale the inputs or the "
+            "weight variances so that the variances stay nearer 1"
+        ) from None
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _settle_rounds(activation, key, conn: ExactConnection, run, work: int, rtol: float,
+                   where: str):
+    """The rounds of :func:`_settle`."""
     digits = stored_digits(conn.initial)
     g0 = _normalised(conn.base_point, conn.initial)
     start = work
@@ -580,6 +621,27 @@ def continue_along_c(activation, key: str, a, b, cs, *, rtol: float = 1e-14, det
         return [values[at[c / end]] for c in exact], [errors[at[c / end]] for c in exact]
 
 
+#: The precise path refuses targets whose diagonal stiffness
+#: (:func:`hgmntk.hgm.diagonal_stiffness`) exceeds this: its Taylor series need about that
+#: many terms, and the rounding they amplify asks for thousands of bits (resin at
+#: a = b = 1e3, stiffness 900: 2.5 s; at 1e4, stiffness 1e4: 50 s, then no settled value).
+PRECISE_MAX_STIFFNESS = 3000.0
+
+
+def _refuse_stiff(system, cov, groups: dict) -> None:
+    """Raise :func:`hgmntk.hgm.too_stiff`'s error for the first target of ``groups`` (keyed
+    by (a, b, sign c)) beyond PRECISE_MAX_STIFFNESS; cheap (one batch of eigenvalues)."""
+    from .hgm import diagonal_stiffness, too_stiff
+
+    keys = list(groups)
+    a = np.array([float(k[0]) for k in keys])
+    b = np.array([float(k[1]) for k in keys])
+    stiff = np.flatnonzero(~(diagonal_stiffness(system, a, b) <= PRECISE_MAX_STIFFNESS))
+    if stiff.size:
+        i = groups[keys[int(stiff[0])]][0]
+        raise too_stiff(system, cov.a[i], cov.b[i], cov.c[i])
+
+
 def precise_values(activation, key: str, cov, *, rtol: float, dtype=float):
     """The precise path over a batch of :class:`~hgmntk.covariance.Covariances` (their
     accurate determinants define the targets): targets sharing (a, b) and the sign of c
@@ -592,6 +654,7 @@ def precise_values(activation, key: str, cov, *, rtol: float, dtype=float):
     groups: dict[tuple, list[int]] = {}
     for i in range(n):
         groups.setdefault((cov.a[i], cov.b[i], np.sign(cov.c[i])), []).append(i)
+    _refuse_stiff(activation.duals[key], cov, groups)
     for (a, b, sign), idx in groups.items():
         if len(idx) > 1 and sign != 0:
             vals, errs = continue_along_c(activation, key, a, b, [cov.c[i] for i in idx],
