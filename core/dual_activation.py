@@ -32,6 +32,7 @@ from .activation import DUAL_KEYS, Activation
 from .covariance import VARIANCE_RANGE, Covariances
 from .diagonal_memory import remembered_diagonals
 from .errors import (
+    CovarianceError,
     DerivationError,
     DivergentDualError,
     IntegrationError,
@@ -356,7 +357,28 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
             to_opposite[idx] = np.where(near0, chosen - opposite[idx], integral)
     if not np.all(np.isfinite(values) | np.isinf(same) | np.isinf(opposite)):
         raise ArithmeticError("internal error: a dual value is NaN")
+    _check_overflow(activation, key, cov, values, singular)
     return DualResult(values, error, to_same, to_opposite, integrator.name)
+
+
+def _check_overflow(activation, key: str, cov, values: np.ndarray, singular: np.ndarray):
+    """A ValueOverflowError for an infinite value that is not a genuine infinity (two
+    Dirac terms meeting at rho = +-1, :func:`hgmntk.collinear.may_be_infinite`): the dual
+    is finite but beyond float64 (exp's at large variances), or its samples overflowed."""
+    from .collinear import may_be_infinite
+
+    wrong = np.isinf(values)
+    if not np.any(wrong):
+        return
+    if may_be_infinite(activation, key):
+        wrong &= ~singular
+    if np.any(wrong):
+        i = int(np.flatnonzero(wrong)[0])
+        raise ValueOverflowError(
+            f"the {key} dual of {activation.name!r} at (a, b, c) = ({float(cov.a[i]):.6g}, "
+            f"{float(cov.b[i]):.6g}, {float(cov.c[i]):.6g}) exceeds float64 (1.8e308): use "
+            "smaller variances"
+        )
 
 
 def _collinear_into(activation, key, integrator, cov, wanted, same, opposite) -> None:
@@ -425,6 +447,24 @@ def _compete(integrator, activation, key, cov, idx, values, error, rtol, options
 
 def _available_keys(activation: Activation, integrator: Integrator) -> set[str]:
     return {k for k in ("ss", "dsds") if integrator.unavailable_reason(activation, k) is None}
+
+
+def _check_correlation(a, b, c) -> None:
+    """The positive semidefinite test of :meth:`Covariances.from_arrays` on the unscaled
+    arrays, as |c| <= sqrt(a) sqrt(b) (1 + 8 eps): c far beyond sqrt(ab) would overflow
+    the rescaled c' = c 2^-(p+q) (relu at a = b = 3e-169, c = 1: NaN, warnings) or c^2
+    in the determinant (erf at c = 1e154)."""
+    a, b, c = (np.asarray(v, dtype=float).ravel() for v in (a, b, c))
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(c) > np.sqrt(a) * np.sqrt(b) * (1 + 8 * np.finfo(float).eps)
+    bad &= (a >= 0) & (b >= 0)  # negative variances: from_arrays names them
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise CovarianceError(
+            f"covariance [[{float(a[i])!r}, {float(c[i])!r}], [{float(c[i])!r}, "
+            f"{float(b[i])!r}]] (entry {i}) is not positive semidefinite: |c| exceeds "
+            "sqrt(ab); |c| must not exceed sqrt(ab)"
+        )
 
 
 def _power_of_two_scaling(a, b, c):
@@ -521,6 +561,8 @@ def dual(
     shape = arrays[0].shape
     degrees = act.pair_homogeneity(key)
     finite = all(np.all(np.isfinite(v)) for v in arrays)  # else from_arrays says what is wrong
+    if finite:
+        _check_correlation(*arrays)
     scaled, exponent = (
         _power_of_two_scaling(*arrays) if degrees and finite else (arrays, None)
     )

@@ -216,3 +216,29 @@ def test_gelu_and_erf_at_extreme_variances_against_mpmath(a, b, rho):
         erf = 2 / mp.pi * mp.asin(2 * C / mp.sqrt((1 + 2 * A) * (1 + 2 * B)))
     assert _dual("gelu", a, b, c) == pytest.approx(float(gelu), rel=1e-13)
     assert _dual("erf", a, b, c) == pytest.approx(float(erf), rel=1e-13)
+
+
+@settings(max_examples=25)
+@given(st.sampled_from(["exp", "gauss"]), st.one_of(st.just(0.0), st.floats(1e-4, 700.0)),
+       st.floats(1e-4, 1400.0), st.sampled_from([1.0, -1.0]))
+def test_collinear_values_at_large_variances_against_closed_forms(name, a, b, sign):
+    """At rho = +-1 (and a = 0) the dual is a 1-D Gaussian integral (hgmntk.collinear),
+    which a quadrature over (-inf, 0, inf) missed by 6e-5 at b = 1400 (the peak of
+    exp(sqrt(b) z - z^2/2) at z = 37): E[exp(U sqrt a) exp(+-U sqrt b)] =
+    exp((sqrt a +- sqrt b)^2 / 2) and E[g(U sqrt a) g(+-U sqrt b)] = (1 + a + b)^(-1/2) for
+    g(u) = exp(-u^2/2), in 40-digit mpmath; a value beyond float64 is a clear error."""
+    import mpmath as mp
+
+    c = sign * math.sqrt(a) * math.sqrt(b)
+    with mp.workdps(40):
+        A, B = mp.mpf(a), mp.mpf(b)
+        if name == "exp":
+            want = mp.exp((mp.sqrt(A) + sign * mp.sqrt(B)) ** 2 / 2)
+        else:
+            want = 1 / mp.sqrt(1 + A + B)
+    try:
+        got = _dual(name, a, b, c, method="hgm")
+    except ValueOverflowError:
+        assert want > 1.7e308
+        return
+    assert got == pytest.approx(float(want), rel=1e-12)
