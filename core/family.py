@@ -27,9 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .activation import Activation, CollinearData
+from .covariance import VARIANCE_RANGE
 from .errors import InvalidInputError
 
 REQUIRED = object()
+
+
+#: Magnitudes a real parameter may take (besides 0): the variances' own range
+#: (:data:`hgmntk.covariance.VARIANCE_RANGE`), so that squares and products stay finite.
+PARAMETER_RANGE = VARIANCE_RANGE
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ def _finite(value: Any, where: str) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise InvalidInputError(f"{where} must be finite, not {value!r}")
+    if value and not PARAMETER_RANGE[0] <= abs(value) <= PARAMETER_RANGE[1]:
+        raise InvalidInputError(
+            f"{where} = {value!r} is out of range: parameters are 0 or of magnitude "
+            f"{PARAMETER_RANGE[0]:g} to {PARAMETER_RANGE[1]:g} (their squares and their "
+            "products with the variances must stay within float64)")
     return value
 
 

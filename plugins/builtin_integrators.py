@@ -322,6 +322,21 @@ def _transform(cov: Covariances, z1: np.ndarray, z2: np.ndarray):
 class _Quadrature(Integrator):
     exact = False
 
+    def _finite(self, activation, key, cov, values: np.ndarray) -> None:
+        """Raise a clear IntegrationError where a quadrature sum is not finite: the
+        integrand's samples overflowed float64 (s(u) s(v) = inf, or inf * 0 = NaN), or
+        s is NaN somewhere on the real line (sqrt(u) at u < 0)."""
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = int(bad[0])
+            raise IntegrationError(
+                f"{self.name}: the samples of s(u) s(v) for the {key} dual of "
+                f"{activation.name!r} are not all finite at (a, b, c) = ({float(cov.a[i]):.6g}, "
+                f"{float(cov.b[i]):.6g}, {float(cov.c[i]):.6g}) ({bad.size} target(s)): they "
+                "overflow float64 (use an exact method, method='auto', or smaller variances), "
+                "or the activation is not real or not defined at some real u"
+            )
+
     def unavailable_reason(self, activation, key):
         if _numeric_pair(activation, key) is not None:
             return None
@@ -360,10 +375,12 @@ class GaussHermite(_Quadrature):
         ww = np.repeat(w, degree) * np.tile(w, degree)
         values = np.empty(len(cov))
         chunk = max(1, 4_000_000 // (degree * degree))
-        for start in range(0, len(cov), chunk):
-            sub = cov.take(slice(start, start + chunk))
-            u, v = _transform(sub, z1, z2)
-            values[start : start + chunk] = (f(u) * f(v)) @ ww
+        with np.errstate(all="ignore"):
+            for start in range(0, len(cov), chunk):
+                sub = cov.take(slice(start, start + chunk))
+                u, v = _transform(sub, z1, z2)
+                values[start : start + chunk] = (f(u) * f(v)) @ ww
+        self._finite(activation, key, cov, values)
         return IntegratorResult(values, np.full(len(cov), np.nan))
 
 
@@ -383,12 +400,14 @@ class MonteCarlo(_Quadrature):
         values = np.empty(len(cov))
         error = np.empty(len(cov))
         chunk = max(1, 4_000_000 // int(samples))
-        for start in range(0, len(cov), chunk):
-            sub = cov.take(slice(start, start + chunk))
-            u, v = _transform(sub, z1, z2)
-            prod = f(u) * f(v)
-            values[start : start + chunk] = prod.mean(axis=1)
-            error[start : start + chunk] = prod.std(axis=1, ddof=1) / math.sqrt(samples)
+        with np.errstate(all="ignore"):
+            for start in range(0, len(cov), chunk):
+                sub = cov.take(slice(start, start + chunk))
+                u, v = _transform(sub, z1, z2)
+                prod = f(u) * f(v)
+                values[start : start + chunk] = prod.mean(axis=1)
+                error[start : start + chunk] = prod.std(axis=1, ddof=1) / math.sqrt(samples)
+        self._finite(activation, key, cov, values)
         return IntegratorResult(values, error)
 
 

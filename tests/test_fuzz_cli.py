@@ -61,3 +61,61 @@ def test_kernel_on_binary_garbage(data):
             code, err = _run(["kernel", "--x1", str(path), "--activation", "relu", "--depth",
                               "1", "--out", str(Path(tmp) / "k.npz")])
             _check(code, err)
+
+
+NUMBER_TEXT = st.one_of(
+    st.builds(lambda m, e: repr(m * 10.0**e), st.floats(-9.99, 9.99), st.integers(-300, 299)),
+    st.builds(lambda m, e: repr(m * 10.0**e), st.floats(0.0, 9.99), st.integers(-5, 5)),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(min_value=1e-320, max_value=1e300).map(repr),
+    st.integers(-10**400, 10**400).map(str),
+    st.sampled_from(["", "nan", "-inf", "1e999", "-0", "0x10", "1/2", "½", "1_000", "٣",
+                     "1e-400", "--1", "1e", " 1", "2**1000", "__import__('os')"]),
+)
+
+def _valid_covariance(ea: int, eb: int, ma: float, mb: float, rho: float):
+    a, b = ma * 10.0**ea, mb * 10.0**eb
+    return repr(a), repr(b), repr(rho * a**0.5 * b**0.5)
+
+
+COVARIANCE = st.one_of(
+    st.tuples(NUMBER_TEXT, NUMBER_TEXT, NUMBER_TEXT),
+    st.builds(_valid_covariance, st.integers(-300, 299), st.integers(-300, 299),
+              st.floats(1.0, 9.99), st.floats(1.0, 9.99),
+              st.one_of(st.floats(-1.0, 1.0), st.sampled_from([-1.0, 1.0, 0.0]))),
+)
+#: Activations whose every method answers in milliseconds (closed forms; for the HGM the
+#: homogeneous ones and erf, whose Mehler expansion and ODE are fast at any variance).
+QUICK_ACTIVATIONS = st.sampled_from([
+    "relu", "step", "abs", "erf", "sin", "gelu", "gauss", "exp", "leaky_relu(alpha=0.2)",
+    "erf(a=2.0, b=1e3, c=-1.0)", "sin(a=1.0, b=1e200, c=3.0)", "exp(a=1e300, b=1e10)",
+    "leaky_relu(alpha=1e308)", "rectified_monomial(degree=12)", "relu(2)", "erf(b=nan)",
+    "gaussian(a=1.0, b=1e308)", "no_such_activation", "sigmoid(u)", "u**(1/2)", "Max(u,0",
+])
+METHODS = st.sampled_from(["auto", "closed", "hgm", "gauss-hermite", "nope", ""])
+HGM_QUICK = {"relu", "step", "abs", "erf", "leaky_relu(alpha=0.2)"}
+
+
+@settings(max_examples=150)
+@given(QUICK_ACTIVATIONS, COVARIANCE, METHODS, st.booleans(),
+       st.one_of(st.none(), st.none(), st.sampled_from(["1e-9", "0", "-1", "nan", "1", "1e-300",
+                                                        "x"])))
+def test_dual_on_hostile_numbers(activation, abc, method, derivative, rtol):
+    """`hgmntk dual` with any text for the covariance, the method and the tolerance:
+    a finite value printed, or one clear error line (a hang fails the CI budget)."""
+    a, b, c = abc
+    if method == "hgm" and activation not in HGM_QUICK:
+        method = "auto"
+    argv = ["dual", activation, f"--a={a}", f"--b={b}", f"--c={c}", f"--method={method}"]
+    if derivative:
+        argv.append("--derivative")
+    if rtol is not None:
+        argv.append(f"--rtol={rtol}")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    _check(code, err.getvalue())
+    if code == 0:  # inf only where it is genuine: step's delta meeting itself at rho = +-1
+        value = float(out.getvalue().split()[0])
+        assert value == value, out.getvalue()
+        assert abs(value) != float("inf") or (activation == "step" and derivative)
