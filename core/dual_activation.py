@@ -365,11 +365,11 @@ def _check_overflow(activation, key: str, cov, values: np.ndarray, singular: np.
     """A ValueOverflowError for an infinite value that is not a genuine infinity (two
     Dirac terms meeting at rho = +-1, :func:`hgmntk.collinear.may_be_infinite`): the dual
     is finite but beyond float64 (exp's at large variances), or its samples overflowed."""
-    from .collinear import may_be_infinite
-
     wrong = np.isinf(values)
     if not np.any(wrong):
         return
+    from .collinear import may_be_infinite  # (SciPy: only where a value is infinite)
+
     if may_be_infinite(activation, key):
         wrong &= ~singular
     if np.any(wrong):
