@@ -3,6 +3,7 @@
 Public API::
 
     hgmntk.dual(activation, a, b, c, derivative=False, method="auto")
+    hgmntk.hermite(activation, n_max, variance=1.0)  # Hermite coefficients h_n
     hgmntk.kernels(x1, x2=None, activation=..., depth=..., w_std=1.0, b_std=0.0)
     hgmntk.kernel_layers(...)  # the same, one Kernels per depth 1..depth
     hgmntk.KernelRegressor(...).fit(X, y).predict(X)
@@ -63,6 +64,7 @@ _LAZY = {
     "kernel_layers": "deep_kernels",
     "kernels": "deep_kernels",
     "dual": "dual_activation",
+    "hermite": "hermite",
     "KernelRegressor": "regression",
     "kernel_regression": "regression",
 }

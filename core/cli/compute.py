@@ -1,4 +1,4 @@
-"""``hgmntk dual``, ``hgmntk kernel`` and ``hgmntk regress``: the numbers.
+"""``hgmntk dual``, ``hgmntk hermite``, ``hgmntk kernel`` and ``hgmntk regress``: the numbers.
 
 Each command's parser (``add_*_parser``) sits next to its handler (``cmd_*``);
 :func:`register` adds them all to the ``hgmntk`` parser.
@@ -82,6 +82,40 @@ def cmd_dual(args: argparse.Namespace, out: TextIO) -> int:
         print(format_float(value), file=out)
     return EXIT_OK
 
+
+def add_hermite_parser(sub: argparse._SubParsersAction) -> None:
+    """The parser of ``hgmntk hermite``."""
+    p = sub.add_parser(
+        "hermite",
+        formatter_class=FORMATTER,
+        help="print the Hermite coefficients of an activation",
+        description="Print h_n = E[s(sqrt(a) X) He_n(X)] / sqrt(n!) for n = 0..N (X ~ N(0, 1); "
+        "s' with --derivative), one 'n h_n' line each with 17 significant digits, from the "
+        "recurrence in n derived from the activation's annihilator (ball arithmetic; "
+        "quadrature only for the first few). Mehler: E[s(u) s(v)] = sum h_n(a) h_n(b) rho^n.",
+        epilog="examples:\n"
+        "  hgmntk hermite relu --n 50\n"
+        "  hgmntk hermite gelu --n 500 --variance 2.5\n"
+        "  hgmntk hermite resin --n 20 --derivative",
+    )
+    p.add_argument("activation", metavar="ACTIVATION",
+                   help="registered name, family member or SymPy expression in u")
+    p.add_argument("--n", type=int, required=True, metavar="N", help="largest index n")
+    p.add_argument("--variance", type=float, default=1.0, metavar="A",
+                   help="variance a of the argument (default: 1)")
+    p.add_argument("--derivative", action="store_true", help="coefficients of s'")
+    p.set_defaults(func=cmd_hermite)
+
+
+def cmd_hermite(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk hermite``: the Hermite coefficients, one per line."""
+    from ..hermite import hermite
+
+    values = hermite(resolve_activation(args.activation, "hgm"), args.n, args.variance,
+                     derivative=args.derivative)
+    for n, value in enumerate(values):
+        print(f"{n} {format_float(value)}", file=out)
+    return EXIT_OK
 
 
 def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
@@ -299,7 +333,8 @@ def _ridge_argument(text: str) -> float | str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``dual``, ``kernel`` and ``regress`` to the subcommands."""
+    """Add ``dual``, ``hermite``, ``kernel`` and ``regress`` to the subcommands."""
     add_dual_parser(sub)
+    add_hermite_parser(sub)
     add_kernel_parser(sub)
     add_regress_parser(sub)
