@@ -15,7 +15,9 @@ rows), optionally ``X2``, and ``cases``; an ``.npz`` request holds the arrays ``
      "depths": [1, 2, 3], "W_std": 1.5, "b_std": 0.05, "repeats": 3}
 
 (``depth`` may replace ``depths``; an optional ``"n": N`` uses the first N rows of ``X``
-and of ``X2``).  For every depth the network is
+and of ``X2``).  A case with ``"empirical": true`` and ``"width": W`` (one ``depth``) asks
+for the empirical NTK of one initialised network instead (keys ``c{i}_e_ntk``,
+``c{i}_e_best_s``, ``c{i}_e_compile_s``, ``c{i}_e_times``).  For every depth the network is
 
     stax.serial(Dense(W_std, b_std), Act, Dense(W_std, b_std), Act, ..., Dense(W_std, b_std))
 
@@ -84,8 +86,43 @@ def network(activation: str, params: dict, depth: int, w_std: float, b_std: floa
     return kernel_fn
 
 
+def run_empirical(x1, x2, case: dict) -> dict[str, np.ndarray]:
+    """The empirical NTK of one initialised network of ``width`` units per hidden layer
+    (the same stack with Dense(width) layers and one output), by ``empirical_ntk_fn``
+    with ``implementation`` (default 3, structured derivatives), jitted; timed like the
+    kernels."""
+    import neural_tangents as nt
+
+    width, depth = int(case["width"]), int(case["depth"])
+    layers = [stax.Dense(width, case["W_std"], case["b_std"], parameterization="ntk")]
+    for i in range(depth):
+        layers += [
+            getattr(stax, case["activation"])(**case.get("params", {})),
+            stax.Dense(width if i < depth - 1 else 1, case["W_std"], case["b_std"],
+                       parameterization="ntk"),
+        ]
+    init_fn, apply_fn, _ = stax.serial(*layers)
+    _, params = init_fn(jax.random.PRNGKey(int(case.get("seed", 0))), x1.shape)
+    fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0,
+                                     implementation=int(case.get("implementation", 3))))
+    t0 = time.perf_counter()
+    ntk = jax.block_until_ready(fn(x1, x2, params))
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(int(case.get("repeats", 3))):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(x1, x2, params))
+        times.append(time.perf_counter() - t0)
+    return {"e_ntk": np.asarray(ntk, dtype=np.float64).reshape(x1.shape[0], -1),
+            "e_compile_s": np.float64(compile_s), "e_times": np.array(times),
+            "e_best_s": np.float64(min(times))}
+
+
 def run_case(x1, x2, case: dict) -> dict[str, np.ndarray]:
-    """Kernels and timings of one case, for each of its depths."""
+    """Kernels and timings of one case, for each of its depths (the empirical NTK with
+    ``"empirical": true``, see :func:`run_empirical`)."""
+    if case.get("empirical"):
+        return run_empirical(x1, x2, case)
     depths = case.get("depths", [case.get("depth")])
     repeats = int(case.get("repeats", 3))
     if case.get("n") is not None:

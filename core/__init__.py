@@ -6,6 +6,7 @@ Public API::
     hgmntk.hermite(activation, n_max, variance=1.0)  # Hermite coefficients h_n
     hgmntk.kernels(x1, x2=None, activation=..., depth=..., w_std=1.0, b_std=0.0)
     hgmntk.kernel_layers(...)  # the same, one Kernels per depth 1..depth
+    hgmntk.empirical_kernels(x1, activation=..., depth=..., width=..., seed=0)  # finite width
     hgmntk.KernelRegressor(...).fit(X, y).predict(X)
 
 Plugin authors import :data:`hookimpl` and :class:`Activation` from here.
@@ -64,6 +65,7 @@ _LAZY = {
     "kernel_layers": "deep_kernels",
     "kernels": "deep_kernels",
     "dual": "dual_activation",
+    "empirical_kernels": "empirical",
     "hermite": "hermite",
     "KernelRegressor": "regression",
     "kernel_regression": "regression",
