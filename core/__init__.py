@@ -63,6 +63,7 @@ __all__ = [
 _LAZY = {
     "Kernels": "deep_kernels",
     "kernel_layers": "deep_kernels",
+    "kernel_diagonal": "deep_kernels",
     "kernels": "deep_kernels",
     "dual": "dual_activation",
     "empirical_kernels": "empirical",

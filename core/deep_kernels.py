@@ -303,6 +303,28 @@ class _Diagonal:
     e_dsds: list[np.ndarray]
 
 
+def kernel_diagonal(
+    x,
+    *,
+    activation: str | Activation,
+    depth: int,
+    w_std: float = 1.0,
+    b_std: float = 0.0,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(NNGP(x_i, x_i), NTK(x_i, x_i)) for every row of x: the diagonal of
+    ``kernels(x, ...)`` (the same values) without its off-diagonal pairs, from the
+    collinear values E[s(u)^2], E[s'(u)^2] of each layer (rho = 1, one 1-D dual per point
+    and layer)."""
+    act = get_activation(activation, method)
+    depth, w_std, b_std = _check_params(depth, w_std, b_std)
+    x = check_inputs(x, "x")
+    w2, b2 = np.longdouble(w_std) ** 2, np.longdouble(b_std) ** 2
+    blocks = _block_evaluators(act, method)
+    diag = _diagonal(act, x, depth, w2, b2, blocks[0] if blocks is not None else None, "x")
+    return np.asarray(diag.sigma[depth], dtype=float), np.asarray(diag.ntk[depth], dtype=float)
+
+
 def _collinear_same(act: Activation, sigma: np.ndarray, fast) -> tuple[np.ndarray, np.ndarray]:
     """E[s(u)^2] and E[s'(u)^2] for u ~ N(0, sigma): from the fast evaluator's ``collinear``
     where it has one and vouches for the value (in sigma's long double where the evaluator

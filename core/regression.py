@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from .deep_kernels import check_inputs, kernels
+from .deep_kernels import check_inputs, kernel_diagonal, kernels
 from .errors import HgmntkError, InvalidInputError
 
 try:  # scikit-learn is optional: pip install "hgmntk[sklearn]"
@@ -382,8 +382,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         return np.sqrt(np.maximum(self._variance(X, cross), 0.0))
 
     def _variance(self, X, cross) -> np.ndarray:
-        test = self._kernels(X)
-        prior = np.diag(test.nngp)
+        prior = kernel_diagonal(X, activation=self.activation, depth=self.depth,
+                                w_std=self.w_std, b_std=self.b_std, method=self.method)[0]
         if self.kernel == "nngp":
             v = linalg.cho_solve(self.factor_, cross.nngp.T)
             return prior - np.einsum("ij,ji->i", cross.nngp, v)

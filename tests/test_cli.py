@@ -28,6 +28,7 @@ SUBCOMMANDS = (
     "kernel",
     "empirical",
     "regress",
+    "plot",
     "derive",
     "new-plugin",
 )
@@ -189,6 +190,7 @@ COMMAND_GROUPS = {
     "hermite": "compute",
     "kernel": "compute",
     "empirical": "compute",
+    "plot": "figures",
     "regress": "compute",
     "derive": "authoring",
     "backends": "authoring",

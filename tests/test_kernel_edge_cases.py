@@ -113,3 +113,14 @@ def test_overflowing_kernel_is_a_clear_error():
     X = np.random.default_rng(0).standard_normal((6, 10)) * 3
     with pytest.raises(IntegrationError, match="overflows float64 at layer"):
         hgmntk.kernels(X, activation="exp", depth=2, w_std=1.5, b_std=0.05)
+
+
+@pytest.mark.parametrize("activation", ["relu", "step", "erf", "gelu", "resin"])
+def test_kernel_diagonal_is_the_diagonal_of_the_kernels(activation):
+    """hgmntk.kernel_diagonal gives bitwise the diagonal of hgmntk.kernels (regression's
+    predictive variances use it instead of the whole test kernel)."""
+    x = np.random.default_rng(4).standard_normal((25, 3))
+    k = hgmntk.kernels(x, activation=activation, depth=3, w_std=1.4, b_std=0.3)
+    nngp, ntk = hgmntk.kernel_diagonal(x, activation=activation, depth=3, w_std=1.4,
+                                       b_std=0.3)
+    assert np.array_equal(nngp, np.diag(k.nngp)) and np.array_equal(ntk, np.diag(k.ntk))

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import HgmntkError
-from . import authoring, catalog, compute
+from . import authoring, catalog, compute, figures
 from .authoring import VERIFY_POINTS, quadrature_dual, verify_activation
 from .common import (
     EXIT_ERROR,
@@ -62,7 +62,7 @@ from .common import (
 )
 
 #: The command groups, in the order ``hgmntk --help`` lists their commands.
-GROUPS = (catalog, compute, authoring)
+GROUPS = (catalog, compute, figures, authoring)
 
 
 def build_parser() -> argparse.ArgumentParser:
