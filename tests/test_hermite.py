@@ -1,6 +1,7 @@
 """Hermite coefficients h_n = E[s(sqrt(a) X) He_n(X)] / sqrt(n!) from the recurrence in n.
 
-Checked against independent values: closed forms (relu, exp, sin, the step's delta),
+Checked against independent values: closed forms to n = 500 (relu, exp, sin, erf, gelu,
+the step's delta, from Gaussian moments of Hermite polynomials),
 40-digit mpmath quadrature at small and moderate n (erf, gelu, resin, elu, and a derived
 expression), and Mehler's expansion sum_n h_n(a) h_n(b) rho^n against the reference duals
 (tests/reference) for every record with a, b <= 3 and |rho| <= 0.9, where 400 terms leave a
@@ -47,6 +48,37 @@ def _he0(k: int) -> int:
     return 0 if k % 2 else (-1) ** (k // 2) * math.prod(range(k - 1, 0, -2))
 
 
+def _gauss_he(k: int, c2, scale):
+    """scale * E[He_k(c Z)], Z ~ N(0, 1): scale (k - 1)!! (c^2 - 1)^(k/2) for even k."""
+    if k < 0 or k % 2:
+        return mpmath.mpf(0)
+    return scale * (mpmath.fac2(k - 1) if k else 1) * (c2 - 1) ** (k // 2)
+
+
+def _erf_moments(n: int, a: float) -> list:
+    """m_k = sigma^k E[erf^(k)(sigma X)]: erf^(k)(u) = 2 sqrt2 (-sqrt2)^(k-1)
+    He_{k-1}(sqrt2 u) phi(sqrt2 u), and E[He_j(c X) phi(c X)] = E[He_j(c Z / r)] / (sqrt(2 pi) r)
+    with r^2 = 1 + c^2."""
+    s = mpmath.sqrt(a)
+    scale = 1 / mpmath.sqrt(2 * mpmath.pi * (1 + 2 * a))
+    return [mpmath.mpf(0)] + [
+        s**k * 2 * mpmath.sqrt(2) * (-mpmath.sqrt(2)) ** (k - 1)
+        * _gauss_he(k - 1, 2 * a / (1 + 2 * a), scale) for k in range(1, n + 1)]
+
+
+def _gelu_moments(n: int, a: float) -> list:
+    """gelu'' = (2 - u^2) phi = phi - phi'', so gelu^(k) = (-1)^k (He_{k-2} - He_k) phi for
+    k >= 2; m_0 and m_1 by quadrature."""
+    s = mpmath.sqrt(a)
+    inf = mpmath.inf
+    m0 = mpmath.quad(lambda x: s * x * mpmath.ncdf(s * x) * mpmath.npdf(x), [-inf, 0, inf])
+    m1 = s * mpmath.quad(lambda x: (mpmath.ncdf(s * x) + s * x * mpmath.npdf(s * x))
+                         * mpmath.npdf(x), [-inf, 0, inf])
+    scale, c2 = 1 / mpmath.sqrt(2 * mpmath.pi * (1 + a)), a / (1 + a)
+    return [m0, m1] + [s**k * (-1) ** k * (_gauss_he(k - 2, c2, scale)
+                                           - _gauss_he(k, c2, scale)) for k in range(2, n + 1)]
+
+
 @pytest.mark.parametrize("a", [0.3, 1.0, 7.0])
 def test_closed_forms_up_to_500(a):
     n = 500
@@ -60,10 +92,13 @@ def test_closed_forms_up_to_500(a):
         sin = [s**k * mpmath.exp(-a / 2) * (0, 1, 0, -1)[k % 4] for k in range(n + 1)]
         # step' = delta: m_n = He_n(0) phi(0) / sigma
         delta = [_he0(k) * phi0 / s for k in range(n + 1)]
+        erf, gelu = _erf_moments(n, a), _gelu_moments(n, a)
     _close(hgmntk.hermite("relu", n, a), _scaled(relu, n))
     _close(hgmntk.hermite("exp", n, a), _scaled(exp, n))
     _close(hgmntk.hermite("sin", n, a), _scaled(sin, n))
     _close(hgmntk.hermite("step", n, a, derivative=True), _scaled(delta, n))
+    _close(hgmntk.hermite("erf", n, a), _scaled(erf, n))
+    _close(hgmntk.hermite("gelu", n, a), _scaled(gelu, n))
 
 
 def _mp_coefficients(expression: str, a: float, ns) -> np.ndarray:
