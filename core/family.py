@@ -304,9 +304,18 @@ def parse_family_call(text: str, families: Mapping[str, Family]) -> Activation |
         return None
     try:
         args = [ast.literal_eval(a) for a in call.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None  # e.g. sin(u): an expression, not parameters
-    if None in kwargs:
-        raise InvalidInputError(f"{text!r}: write the parameters as name=value")
+    kwargs = {}
+    for k in call.keywords:
+        if k.arg is None:
+            raise InvalidInputError(f"{text!r}: write the parameters as name=value")
+        try:
+            kwargs[k.arg] = ast.literal_eval(k.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            # name=value is never an expression in u: say what is wrong with the value
+            raise InvalidInputError(
+                f"{family.name}: parameter {k.arg!r} must be a literal number, True/False "
+                f"or a list of numbers (e.g. {k.arg}=0.5), not {ast.unparse(k.value)!r}"
+            ) from None
     return family.activation(*args, **kwargs)
