@@ -126,6 +126,19 @@ def test_against_quadrature(name, a):
     _close(got, _mp_coefficients(expression, a, ns))
 
 
+def test_large_n_against_the_reference_quadrature():
+    """tests/reference/hermite.json: 40-digit mpmath quadrature at n = 250."""
+    import json
+
+    from tests.conftest import REFERENCE_DIR
+
+    records = json.loads((REFERENCE_DIR / "hermite.json").read_text())["records"]
+    assert {r["activation"] for r in records} == {"resin", "elu"}
+    for r in records:
+        got = hgmntk.hermite(r["activation"], r["n"], float(r["variance"]))[r["n"]]
+        assert got == pytest.approx(float(mpmath.mpf(r["h"])), rel=1e-13), r
+
+
 def test_derivative_against_quadrature():
     ns = [0, 1, 2, 3, 6, 15]
     for name in ("resin", "gelu", "elu"):
