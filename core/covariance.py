@@ -116,14 +116,31 @@ class Covariances:
             bad = det < -tol
             if np.any(bad):
                 i = int(np.flatnonzero(bad)[0])
-                raise CovarianceError(
-                    f"covariance [[{float(a[i])!r}, {float(c[i])!r}], [{float(c[i])!r}, "
-                    f"{float(b[i])!r}]] (entry {i}) is not positive semidefinite: ab - c^2 = "
-                    f"{float(det[i]):.3e} < 0; |c| must not exceed "
-                    "sqrt(ab)"
-                )
+                raise _not_psd(a, b, c, i, f"ab - c^2 = {float(det[i]):.3e} < 0")
         det = np.maximum(det, 0.0)
         return cls(a, b, c, det)
+
+
+def check_correlation(a, b, c) -> None:
+    """The positive semidefinite test of :meth:`Covariances.from_arrays` for covariances
+    not yet rescaled, as |c| <= sqrt(a) sqrt(b) (1 + 8 eps): no product is formed, so c far
+    beyond sqrt(ab) is reported before a rescaled c' = c 2^-(p+q) or c^2 could overflow
+    (relu at a = b = 3e-169, c = 1; erf at c = 1e154).  Negative variances pass here and
+    are named by from_arrays."""
+    a, b, c = (np.asarray(v, dtype=float).ravel() for v in (a, b, c))
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(c) > np.sqrt(a) * np.sqrt(b) * (1 + 8 * np.finfo(float).eps)
+    bad &= (a >= 0) & (b >= 0)
+    if np.any(bad):
+        raise _not_psd(a, b, c, int(np.flatnonzero(bad)[0]), "|c| exceeds sqrt(ab)")
+
+
+def _not_psd(a, b, c, i: int, why: str) -> CovarianceError:
+    """The error for entry ``i`` of a batch that is not positive semidefinite."""
+    return CovarianceError(
+        f"covariance [[{float(a[i])!r}, {float(c[i])!r}], [{float(c[i])!r}, {float(b[i])!r}]] "
+        f"(entry {i}) is not positive semidefinite: {why}; |c| must not exceed sqrt(ab)"
+    )
 
 
 def two_sum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

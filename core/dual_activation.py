@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activation import DUAL_KEYS, Activation
-from .covariance import VARIANCE_RANGE, Covariances
+from .covariance import VARIANCE_RANGE, Covariances, check_correlation
 from .diagonal_memory import remembered_diagonals
 from .errors import (
-    CovarianceError,
     DerivationError,
     DivergentDualError,
     IntegrationError,
@@ -449,24 +448,6 @@ def _available_keys(activation: Activation, integrator: Integrator) -> set[str]:
     return {k for k in ("ss", "dsds") if integrator.unavailable_reason(activation, k) is None}
 
 
-def _check_correlation(a, b, c) -> None:
-    """The positive semidefinite test of :meth:`Covariances.from_arrays` on the unscaled
-    arrays, as |c| <= sqrt(a) sqrt(b) (1 + 8 eps): c far beyond sqrt(ab) would overflow
-    the rescaled c' = c 2^-(p+q) (relu at a = b = 3e-169, c = 1: NaN, warnings) or c^2
-    in the determinant (erf at c = 1e154)."""
-    a, b, c = (np.asarray(v, dtype=float).ravel() for v in (a, b, c))
-    with np.errstate(invalid="ignore"):
-        bad = np.abs(c) > np.sqrt(a) * np.sqrt(b) * (1 + 8 * np.finfo(float).eps)
-    bad &= (a >= 0) & (b >= 0)  # negative variances: from_arrays names them
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise CovarianceError(
-            f"covariance [[{float(a[i])!r}, {float(c[i])!r}], [{float(c[i])!r}, "
-            f"{float(b[i])!r}]] (entry {i}) is not positive semidefinite: |c| exceeds "
-            "sqrt(ab); |c| must not exceed sqrt(ab)"
-        )
-
-
 def _power_of_two_scaling(a, b, c):
     """(a', b', c') = (a 4^-p, b 4^-q, c 2^-(p+q)) with a', b' in [1/2, 2], and (p, q).
 
@@ -562,7 +543,7 @@ def dual(
     degrees = act.pair_homogeneity(key)
     finite = all(np.all(np.isfinite(v)) for v in arrays)  # else from_arrays says what is wrong
     if finite:
-        _check_correlation(*arrays)
+        check_correlation(*arrays)
     scaled, exponent = (
         _power_of_two_scaling(*arrays) if degrees and finite else (arrays, None)
     )
