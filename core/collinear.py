@@ -53,10 +53,14 @@ def _mp_function(expression: str):
     return sympy.lambdify(U, expr, modules=[{"Heaviside": heaviside}, "mpmath"])
 
 
-#: The break points of :func:`_gauss_1d_mp` (those of ``_PIECES``): on (-inf, 0, inf)
-#: mpmath's tanh-sinh missed E[exp(V)] at b = 1000 by 1.6e-6 (the peak at z = 31.6) with
-#: no sign of it in its error estimate; with these, 1e-29.
-_MP_POINTS = [-mpmath.inf, -40, -20, 0, 20, 40, mpmath.inf]
+#: Where the Gaussian integrals over the z-axis are cut: pieces short enough that a
+#: quadrature's first rule sees a peak of width 1 anywhere (exp(sqrt(b) z - z^2/2) peaks
+#: at z = sqrt(b)).  On (-inf, 0, inf) QUADPACK missed E[exp(V)] at b = 1000 by 1.6e-6
+#: and mpmath's tanh-sinh by as much, neither with a warning; with these, 1e-16 and 1e-29.
+BREAKS = (-40, -20, 0, 20, 40)
+#: The pieces of :func:`_gauss_1d` and the points of :func:`_gauss_1d_mp`.
+_PIECES = tuple(zip((-np.inf, *BREAKS), (*BREAKS, np.inf)))
+_MP_POINTS = [-mpmath.inf, *BREAKS, mpmath.inf]
 
 
 def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
@@ -92,13 +96,6 @@ def _gauss_1d_mp(g1, g2, sa: float, sb: float, magnitude: float) -> float:
             break
         digits = int(lost) + 25
     return float(value)  # inf beyond float64: evaluate_dual reports it where it is used
-
-
-#: The z-axis of :func:`_gauss_1d` in pieces short enough that QUADPACK's first 21-point
-#: rule sees a peak of width 1 anywhere (exp(sqrt(b) z - z^2/2) peaks at z = sqrt(b); on
-#: (0, inf) in one piece it was missed by 1.6e-6 at b = 1000, without a warning).
-_PIECES = tuple(zip((-np.inf, -40.0, -20.0, 0.0, 20.0, 40.0),
-                    (-40.0, -20.0, 0.0, 20.0, 40.0, np.inf)))
 
 
 def _gauss_1d(f1, f2, sa: float, sb: float, exact=None) -> float:

@@ -145,7 +145,7 @@ def _eval_poly(poly: Poly, n: int):
 def _first_values(expression: str, sigma: float, indices: list[int], digits: int) -> dict:
     """m_n = E[s(sigma X) He_n(X)] for n in ``indices`` by mpmath quadrature at ``digits``
     (Dirac terms of the expression in closed form): {n: (value, error estimate)}."""
-    from .collinear import _mp_function
+    from .collinear import BREAKS, _mp_function
     from .expressions import dirac_split
 
     split = dirac_split(expression) if "DiracDelta" in expression else (expression, ())
@@ -157,7 +157,7 @@ def _first_values(expression: str, sigma: float, indices: list[int], digits: int
         s = mpmath.mpf(sigma)
         f = _mp_function(smooth) if smooth not in ("0", "") else None
         jumps = sorted({mpmath.mpf(t) / s for _, t in deltas} | {mpmath.mpf(0)})
-        points = [-mpmath.inf, *sorted(set([*jumps, -40, -20, 20, 40])), mpmath.inf]
+        points = [-mpmath.inf, *sorted(set(jumps) | set(BREAKS)), mpmath.inf]
         norm = 1 / mpmath.sqrt(2 * mpmath.pi)
         for n in indices:
             def integrand(x, n=n):
