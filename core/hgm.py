@@ -74,9 +74,16 @@ def diagonal_path(
     keys = [(rtol, probe, x, y) for x, y in zip(a.tolist(), b.tolist())]
     missing = [i for i, k in enumerate(keys) if k not in known]
     if missing:
-        if len(known) + len(missing) > DIAGONALS_MAX:
+        if len(known) + 2 * len(missing) > DIAGONALS_MAX:
             known.clear()
-        g, err = _solve_diagonal(system, a[missing], b[missing], rtol=rtol, probe=probe)
+        # a pair's stiffness is the same at every tolerance and probe: measured once
+        pairs = [("stiffness", keys[i][2], keys[i][3]) for i in missing]
+        new = [j for j, k in enumerate(pairs) if k not in known]
+        if new:
+            fresh = diagonal_stiffness(system, a[missing][new], b[missing][new])
+            known.update(zip((pairs[j] for j in new), fresh.tolist()))
+        g, err = _solve_diagonal(system, a[missing], b[missing], rtol=rtol, probe=probe,
+                                 stiffness=np.array([known[k] for k in pairs]))
         for i, gi, ei in zip(missing, g, err):
             known[keys[i]] = (gi, ei)
     out = np.empty((len(keys), system.rank))
@@ -148,17 +155,20 @@ def too_stiff(system: PfaffianSystem, a, b, c) -> IntegrationError:
 
 
 def _solve_diagonal(
-    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float
+    system: PfaffianSystem, a: np.ndarray, b: np.ndarray, *, rtol: float, probe: float,
+    stiffness: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The diagonal paths of a batch; pairs too stiff for the explicit solver
-    (:func:`diagonal_stiffness` beyond DIAGONAL_MAX_STIFFNESS) get NaN and an infinite
-    error estimate without being tried."""
+    (:func:`diagonal_stiffness`, measured here unless given, beyond
+    DIAGONAL_MAX_STIFFNESS) get NaN and an infinite error estimate without being tried."""
     a0, b0, g0 = base_covariance(system)
     if probe:
         g0 = perturbed(g0, probe)
     out = np.full((a.shape[0], g0.shape[0]), np.nan)
     err = np.full(a.shape[0], np.inf)
-    easy = diagonal_stiffness(system, a, b) <= DIAGONAL_MAX_STIFFNESS
+    if stiffness is None:
+        stiffness = diagonal_stiffness(system, a, b)
+    easy = stiffness <= DIAGONAL_MAX_STIFFNESS
     if not np.any(easy):
         return out, err
     a, b = a[easy], b[easy]
