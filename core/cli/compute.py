@@ -158,9 +158,7 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk kernel``: NNGP and NTK matrices into one .npz file."""
     from ..deep_kernels import kernels
 
-    target = check_output_path(args.out, (".npz",), "--out")
-    x1 = read_inputs(args.x1, "--x1")
-    x2 = None if args.x2 is None else read_inputs(args.x2, "--x2")
+    target, x1, x2 = _kernel_io(args)
     k = kernels(
         x1,
         x2,
@@ -173,12 +171,7 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
         progress=False if args.quiet else None,
         **parse_options(args.option),
     )
-    atomic_write(target, lambda fh: np.savez(fh, nngp=k.nngp, ntk=k.ntk))
-    print(
-        f"wrote {target}: nngp and ntk of shape {k.nngp.shape[0]}x{k.nngp.shape[1]} "
-        f"({k.activation}, depth {k.depth}, method {k.method})",
-        file=out,
-    )
+    _save_kernels(target, k, f"method {k.method}", out)
     infinite = int(np.count_nonzero(np.isinf(k.ntk)))
     if infinite:
         print(
@@ -222,18 +215,30 @@ def cmd_empirical(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk empirical``: one finite-width network's NNGP and NTK into one .npz file."""
     from ..empirical import empirical_kernels
 
-    target = check_output_path(args.out, (".npz",), "--out")
-    x1 = read_inputs(args.x1, "--x1")
-    x2 = None if args.x2 is None else read_inputs(args.x2, "--x2")
+    target, x1, x2 = _kernel_io(args)
     k = empirical_kernels(
         x1, x2, activation=resolve_activation(args.activation, "gauss-hermite"),
         depth=args.depth, width=args.width, w_std=args.w_std, b_std=args.b_std,
         seed=args.seed,
     )
+    _save_kernels(target, k, k.method, out)
+    return EXIT_OK
+
+
+def _kernel_io(args: argparse.Namespace):
+    """(the checked --out path, X1, X2 or None) of ``kernel`` and ``empirical``; the output
+    path is checked before any computation."""
+    target = check_output_path(args.out, (".npz",), "--out")
+    x1 = read_inputs(args.x1, "--x1")
+    x2 = None if args.x2 is None else read_inputs(args.x2, "--x2")
+    return target, x1, x2
+
+
+def _save_kernels(target, k, how: str, out: TextIO) -> None:
+    """Write k.nngp and k.ntk to one .npz archive (atomically) and say so."""
     atomic_write(target, lambda fh: np.savez(fh, nngp=k.nngp, ntk=k.ntk))
     print(f"wrote {target}: nngp and ntk of shape {k.nngp.shape[0]}x{k.nngp.shape[1]} "
-          f"({k.activation}, depth {k.depth}, {k.method})", file=out)
-    return EXIT_OK
+          f"({k.activation}, depth {k.depth}, {how})", file=out)
 
 
 def add_regress_parser(sub: argparse._SubParsersAction) -> None:
