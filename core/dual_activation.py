@@ -308,15 +308,6 @@ def _evaluate_dual(activation, key, cov, method, rtol, options, distances) -> Du
     at_same = singular & (cov.c >= 0)
     values[at_same] = same[at_same]
     values[singular & ~at_same] = opposite[singular & ~at_same]
-    if integrator.name == "closed" and np.any(np.isinf(values[singular])):
-        # a closed form's value at rho = +-1 is finite where it holds: inf is an overflow
-        form = activation.closed_forms.get(key)
-        if getattr(form, "singular", None) is not None:
-            at = int(np.flatnonzero(singular & np.isinf(values))[0])
-            raise ValueOverflowError(
-                f"the {key} dual of {activation.name!r} at (a, b, c) = ({float(cov.a[at]):.3g}, "
-                f"{float(cov.b[at]):.3g}, {float(cov.c[at]):.3g}) exceeds float64 (1.8e308)"
-            )
     use_price = ~singular & near_end
     direct = ~singular & ~use_price
     if np.any(direct):
