@@ -58,7 +58,8 @@ class Kernels:
     w_std: float
     b_std: float
     method: str
-    #: pairs computed on the careful path (the rest took the fast float64 path)
+    #: pairs computed on the careful path (the rest took the fast float64 path); -1 where
+    #: not counted (tiled and out-of-core kernels)
     careful_pairs: int = 0
 
     def replace(self, **changes) -> Kernels:
@@ -220,6 +221,7 @@ def kernels(
     method: str = "auto",
     rtol: float = 1e-12,
     progress: bool | ProgressCallback | None = None,
+    chunks: int | None = None,
     **options,
 ) -> Kernels:
     """NNGP and NTK of a depth-``depth`` fully connected network at infinite width.
@@ -235,6 +237,11 @@ def kernels(
     progress : None (a line on stderr when it is a terminal and the job runs over 2 s),
         False (silent), True (always), or a callable (stage, done, total); see
         :mod:`hgmntk.progress`
+    chunks : None (compute now, in memory) or a tile size: ``.nngp`` and ``.ntk`` are then
+        lazy dask arrays of square tiles of ``chunks`` rows, each tile this function on
+        its rows and columns (``pip install 'hgmntk[dask]'``; compute them with
+        ``dask.compute(k.nngp, k.ntk)`` to share the tiles, on any Dask scheduler);
+        :func:`hgmntk.write_kernels` writes them out-of-core instead
 
     Returns
     -------
@@ -255,10 +262,34 @@ def kernels(
     >>> k.nngp.shape
     (2, 2)
     """
+    if chunks is not None:
+        return _tiled(x1, x2, activation, depth, w_std, b_std, method, rtol, options, chunks)
     return _layers(
         x1, x2, activation, depth, w_std, b_std, method, rtol, options, keep_all=False,
         progress=progress,
     )[-1]
+
+
+def _tiled(x1, x2, activation, depth, w_std, b_std, method, rtol, options, chunks) -> Kernels:
+    """kernels(..., chunks=...): lazy dask arrays of tiles (see :mod:`hgmntk.tiles`)."""
+    from .tiles import check_tile, dask_kernels, kernel_spec
+
+    if options or rtol != 1e-12:
+        raise InvalidInputError("tiled kernels (chunks=...) take the default rtol and no "
+                                "integrator options")
+    try:
+        import dask.array  # noqa: F401
+    except ImportError:
+        raise InvalidInputError("chunks=... needs Dask: pip install 'hgmntk[dask]'") from None
+    spec = kernel_spec(activation, depth, w_std, b_std, method)
+    x1 = check_inputs(x1, "x1")
+    x2 = None if x2 is None else check_inputs(x2, "x2")
+    if x2 is not None and x2.shape[1] != x1.shape[1]:
+        raise InvalidInputError(
+            f"x1 has {x1.shape[1]} features but x2 has {x2.shape[1]}; they must match")
+    nngp, ntk = dask_kernels(spec, x1, x2, check_tile(chunks))
+    return Kernels(nngp, ntk, spec.activation, spec.depth, spec.w_std, spec.b_std,
+                   f"{method} (tiles of {chunks})", -1)
 
 
 def kernel_layers(
