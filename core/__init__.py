@@ -7,7 +7,9 @@ Public API::
     hgmntk.kernels(x1, x2=None, activation=..., depth=..., w_std=1.0, b_std=0.0)
     hgmntk.kernel_layers(...)  # the same, one Kernels per depth 1..depth
     hgmntk.empirical_kernels(x1, activation=..., depth=..., width=..., seed=0)  # finite width
-    hgmntk.KernelRegressor(...).fit(X, y).predict(X)
+    hgmntk.KernelRegressor(...).fit(X, y).predict(X)  # solver="dense" | "cg" | "nystrom"
+    hgmntk.kernels(..., chunks=2048)  # lazy dask arrays, tile by tile
+    hgmntk.write_kernels(path, x1, x2, ...)  # out-of-core and resumable; load_kernels(path)
 
 Plugin authors import :data:`hookimpl` and :class:`Activation` from here.
 """
@@ -18,6 +20,7 @@ from .activation import Activation, CollinearData
 from .errors import (
     ActivationFileError,
     CASError,
+    ConvergenceError,
     CovarianceError,
     DerivationError,
     DivergentDualError,
@@ -41,6 +44,7 @@ __all__ = [
     "ActivationFileError",
     "CASError",
     "CollinearData",
+    "ConvergenceError",
     "CovarianceError",
     "DerivationError",
     "DivergentDualError",
@@ -69,6 +73,8 @@ _LAZY = {
     "empirical_kernels": "empirical",
     "hermite": "hermite",
     "KernelRegressor": "regression",
+    "write_kernels": "kernel_store",
+    "load_kernels": "kernel_store",
     "kernel_regression": "regression",
 }
 

@@ -7,7 +7,9 @@ Each command's parser (``add_*_parser``) sits next to its handler (``cmd_*``);
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -129,9 +131,16 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
         "and X2 (X1 itself if --x2 is not given), and write them to one .npz archive with the "
         "arrays 'nngp' and 'ntk'.\n\n"
         "Inputs are .npy arrays or comma-separated text (.csv) of shape (n_points, "
-        "n_features); a non-numeric first line of a CSV is a header and skipped.",
+        "n_features); a non-numeric first line of a CSV is a header and skipped.\n\n"
+        "Large kernels: an --out without the .npz suffix is a folder that receives nngp.npy "
+        "and ntk.npy tile by tile (--chunks rows and columns a tile), out-of-core; a job "
+        "that is stopped leaves OUT.partial, and the same command resumes it.  --workers N "
+        "computes the tiles on a local Dask cluster, --scheduler ADDRESS on a running one "
+        "(pip install 'hgmntk[dask]').",
         epilog="examples:\n"
         "  hgmntk kernel --x1 x.csv --activation relu --depth 3 --out k.npz\n"
+        "  hgmntk kernel --x1 big.npy --x2 test.npy --activation relu --depth 3 \\\n"
+        "      --chunks 4096 --workers 2 --out kernels/   # out-of-core, resumable\n"
         "  hgmntk kernel --x1 train.npy --x2 test.npy --activation step --depth 2 \\\n"
         "      --w-std 1.4 --b-std 0.1 --out k.npz\n"
         "  python -c \"import numpy as np; k = np.load('k.npz'); print(k['ntk'])\"",
@@ -143,9 +152,13 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         required=True,
-        metavar="OUT.npz",
-        help="output archive with arrays nngp and ntk, shape (n1, n2)",
+        metavar="OUT.npz|DIR",
+        help="output archive with arrays nngp and ntk, shape (n1, n2); or a folder for "
+        "nngp.npy and ntk.npy written tile by tile (out-of-core, resumable)",
     )
+    p.add_argument("--chunks", type=int, default=None, metavar="N",
+                   help="rows and columns of a tile of an out-of-core kernel (default 2048)")
+    add_cluster_options(p)
     p.add_argument(
         "--quiet",
         action="store_true",
@@ -154,10 +167,52 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_kernel)
 
 
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """--workers and --scheduler: where kernel tiles are computed."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="compute kernel tiles on a local Dask cluster of N processes")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="compute kernel tiles on the Dask cluster at ADDRESS "
+                       "(e.g. tcp://host:8786)")
+
+
+@contextlib.contextmanager
+def cluster_client(args: argparse.Namespace):
+    """A dask.distributed Client for --workers / --scheduler (None without them)."""
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise CLIError("--workers and --scheduler need Dask: pip install 'hgmntk[dask]'"
+                       ) from None
+    if args.scheduler is not None:
+        try:
+            client = Client(args.scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise CLIError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
+                           ) from None
+        with client:
+            yield client
+        return
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
 def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk kernel``: NNGP and NTK matrices into one .npz file."""
     from ..deep_kernels import kernels
 
+    if Path(args.out).suffix.lower() != ".npz":
+        return _kernel_folder(args, out)
+    if args.chunks is not None or args.workers is not None or args.scheduler is not None:
+        raise CLIError("--chunks, --workers and --scheduler write an out-of-core folder: "
+                       "give --out a folder name (no .npz suffix)")
     target, x1, x2 = _kernel_io(args)
     k = kernels(
         x1,
@@ -180,6 +235,27 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
             "included); the NNGP is finite",
             file=out,
         )
+    return EXIT_OK
+
+
+def _kernel_folder(args: argparse.Namespace, out: TextIO) -> int:
+    """``hgmntk kernel --out DIR``: out-of-core, tile by tile, resumable."""
+    from ..kernel_store import write_kernels
+    from ..tiles import DEFAULT_TILE
+
+    if args.option:
+        raise CLIError("--option is not supported with an out-of-core --out folder")
+    x1 = read_inputs(args.x1, "--x1")
+    x2 = None if args.x2 is None else read_inputs(args.x2, "--x2")
+    with cluster_client(args) as client:
+        folder = write_kernels(
+            args.out, x1, x2, activation=resolve_activation(args.activation, args.method),
+            depth=args.depth, w_std=args.w_std, b_std=args.b_std, method=args.method,
+            chunks=DEFAULT_TILE if args.chunks is None else args.chunks, client=client,
+            progress=False if args.quiet else None)
+    n2 = x1.shape[0] if x2 is None else x2.shape[0]
+    print(f"wrote {folder}: nngp.npy and ntk.npy of shape {x1.shape[0]}x{n2} (open with "
+          "numpy.load(..., mmap_mode='r') or hgmntk.load_kernels)", file=out)
     return EXIT_OK
 
 
@@ -298,6 +374,18 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
         help="standard deviation over random initialisations of the trained networks "
         "(.npy/.csv; not an error bar)",
     )
+    p.add_argument("--solver", default="auto", choices=("auto", "dense", "cg", "nystrom"),
+                   help="dense Cholesky, matrix-free conjugate gradients, or Falkon's "
+                   "Nystrom estimator (auto: dense up to 10000 training points)")
+    p.add_argument("--centres", type=int, metavar="M",
+                   help="Nystrom centres (default min(n, 5000))")
+    p.add_argument("--tol", type=float, default=1e-7,
+                   help="relative residual of the iterative solvers (default 1e-7)")
+    p.add_argument("--max-iter", type=int, default=500,
+                   help="iteration limit of the iterative solvers (default 500)")
+    p.add_argument("--chunks", type=int, metavar="ROWS",
+                   help="rows of a kernel tile of the iterative solvers")
+    add_cluster_options(p)
     p.add_argument(
         "--quiet",
         action="store_true",
@@ -341,30 +429,51 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
             f"--test-x has {x_test.shape[1]} features (columns) but --train-x has "
             f"{x_train.shape[1]}; both need the same features in the same order"
         )
-    model = KernelRegressor(
-        resolve_activation(args.activation, args.method),
-        args.depth,
-        w_std=args.w_std,
-        b_std=args.b_std,
-        kernel=args.kernel,
-        ridge=ridge,
-        method=args.method,
-        progress=False if args.quiet else None,
-    ).fit(x_train, y_train)
-    if std_path is not None:
-        pred, std = model.predict(x_test, return_std=True)
-    else:
-        pred, std = model.predict(x_test), None
+    if std_path is not None or spread_path is not None:
+        from ..solvers import AUTO_DENSE_MAX
+
+        iterative = args.solver in ("cg", "nystrom") or (
+            args.solver == "auto" and x_train.shape[0] > AUTO_DENSE_MAX)
+        if iterative:
+            raise CLIError(
+                "--std-out and --ensemble-std-out need the training kernel's factorisation "
+                "(--solver dense); the iterative solvers give predictions only")
+    with cluster_client(args) as client:
+        model = KernelRegressor(
+            resolve_activation(args.activation, args.method),
+            args.depth,
+            w_std=args.w_std,
+            b_std=args.b_std,
+            kernel=args.kernel,
+            ridge=ridge,
+            method=args.method,
+            progress=False if args.quiet else None,
+            solver=args.solver,
+            centres=args.centres,
+            tol=args.tol,
+            max_iter=args.max_iter,
+            chunks=args.chunks,
+            client=client,
+        ).fit(x_train, y_train)
+        if std_path is not None:
+            pred, std = model.predict(x_test, return_std=True)
+        else:
+            pred, std = model.predict(x_test), None
+        spread = None if spread_path is None else model.ensemble_std(x_test)
     save_array(pred_path, np.asarray(pred))
     chosen = " (leave-one-out)" if ridge == "loo" else ""
     msg = f"wrote {pred_path}: predictions of shape {np.shape(pred)}"
     if std_path is not None:
         save_array(std_path, np.asarray(std))
         msg += f"; {std_path}: predictive standard deviations"
-    if spread_path is not None:
-        save_array(spread_path, np.asarray(model.ensemble_std(x_test)))
+    if spread is not None:
+        save_array(spread_path, np.asarray(spread))
         msg += f"; {spread_path}: spread over initialisations"
-    print(f"{msg}; ridge {model.ridge_:.3g}{chosen}", file=out)
+    rep = model.solve_report_
+    how = (f"; {rep.solver}: {rep.iterations} iterations, residual {rep.residual:.1e}"
+           + (f", {rep.centres} centres" if rep.solver == "nystrom" else "")
+           if rep.solver != "dense" else "")
+    print(f"{msg}; ridge {model.ridge_:.3g}{chosen}{how}", file=out)
     return EXIT_OK
 
 
