@@ -72,3 +72,7 @@ class DerivationError(HgmntkError):
 
 class CASError(DerivationError):
     """A computer algebra system is missing, hung, crashed or reported an error."""
+
+
+class ConvergenceError(HgmntkError, ArithmeticError):
+    """An iterative solver that did not reach its tolerance (never returned silently)."""

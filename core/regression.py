@@ -25,6 +25,11 @@ its NTK ensemble covariance apart):
   unscaled).  It says how much the trained network depends on its initialisation, not
   how far the truth is: it shrinks to 0 at every training point whatever the noise.
 
+Large training sets: ``solver="cg"`` (the same system by matrix-free conjugate gradients) or
+``"nystrom"`` (Falkon's estimator on M centres) never form the n x n kernel; ``"auto"``
+switches to ``"nystrom"`` above :data:`hgmntk.solvers.AUTO_DENSE_MAX` points; kernel tiles
+can run on a Dask cluster (``client``).  See :mod:`hgmntk.solvers`.
+
 The ridge lam is chosen by leave-one-out cross-validation by default (``ridge="loo"``):
 from one eigendecomposition K = V diag(k) V', (K + lam I)^-1 = V diag(1 / (k + lam)) V' for
 every lam of a grid, and the leave-one-out residuals are r_i = [(K + lam I)^-1 Y]_i /
@@ -41,6 +46,18 @@ from scipy import linalg
 
 from .deep_kernels import check_inputs, kernel_diagonal, kernels
 from .errors import HgmntkError, InvalidInputError
+from .progress import reporter
+from .solvers import (
+    AUTO_DENSE_MAX,
+    DEFAULT_CENTRES,
+    SOLVERS,
+    KernelOperator,
+    SolveReport,
+    falkon,
+    nystrom_cg,
+    pick_centres,
+)
+from .tiles import check_tile, kernel_spec
 
 try:  # scikit-learn is optional: pip install "hgmntk[sklearn]"
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -225,6 +242,28 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
     progress : None, bool or callable
         Progress of the kernel computations (see :func:`hgmntk.kernels`): None shows a line
         on a terminal for jobs over 2 s, False nothing.
+    solver : {"auto", "dense", "cg", "nystrom"}
+        How (K + ridge I) alpha = y is solved (the table in :mod:`hgmntk.solvers`): a dense
+        Cholesky; matrix-free conjugate gradients (exact, Nystrom-preconditioned); or
+        Falkon's Nystrom estimator on ``centres`` points (memory n * centres, not n^2).
+        "auto": dense up to 10 000 training points, nystrom above.  The iterative solvers
+        need a numeric ridge.
+    centres : int or None
+        Nystrom centres M (a uniform sample of X drawn with ``random_state``); default
+        min(n, 5000).
+    tol, max_iter : float, int
+        Relative residual at which the iterative solvers stop, and their iteration limit
+        (beyond it they raise ConvergenceError: an unconverged answer is never returned).
+    chunks : int or None
+        Rows of a kernel tile, the unit of work and of memory of the iterative solvers
+        (None: about 4 million entries a tile).
+    client : dask.distributed.Client, scheduler address or None
+        Compute the kernel tiles on this Dask cluster (None: in this process).
+    cache_gib : float
+        The iterative solvers keep the kernel tiles in memory (or in the cluster's) when
+        they fit in this many GiB, and recompute them at every iteration otherwise.
+    random_state : int or None
+        Seed of the centres.
 
     Attributes
     ----------
@@ -232,7 +271,11 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
     k_train_ : :class:`~hgmntk.Kernels` of the training set;  ridge_ : the lam used;
     loo_grid_, loo_mse_ : the ridges tried and their leave-one-out errors (ridge="loo");
     factor_ : Cholesky factor of K(X, X) + ridge_ I;  alpha_ : (K + ridge_ I)^-1 y;
-    scale_ : the maximum-likelihood output scale s^2 = y' alpha_ / n (NNGP bands).
+    scale_ : the maximum-likelihood output scale s^2 = y' alpha_ / n (NNGP bands);
+    (k_train_, factor_ and scale_ only with the dense solver);
+    expansion_ : the points x_j of the prediction sum_j K(x, x_j) alpha_j (X, or the
+    Nystrom centres, when alpha_ holds Falkon's beta);  solve_report_ :
+    :class:`~hgmntk.solvers.SolveReport` (solver, iterations, residual).
 
     Examples
     --------
@@ -254,6 +297,14 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         ridge: float | str = "loo",
         method: str = "auto",
         progress: Any = None,
+        solver: str = "auto",
+        centres: int | None = None,
+        tol: float = 1e-7,
+        max_iter: int = 500,
+        chunks: int | None = None,
+        client: Any = None,
+        cache_gib: float = 4.0,
+        random_state: int | None = 0,
     ) -> None:
         self.activation = activation
         self.depth = depth
@@ -263,6 +314,14 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         self.ridge = ridge
         self.method = method
         self.progress = progress
+        self.solver = solver
+        self.centres = centres
+        self.tol = tol
+        self.max_iter = max_iter
+        self.chunks = chunks
+        self.client = client
+        self.cache_gib = cache_gib
+        self.random_state = random_state
 
     def __sklearn_tags__(self):
         """scikit-learn tags: several target columns are supported (y of shape (n, k))."""
@@ -301,12 +360,68 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
             progress=self.progress,
         )
 
+    def _solver(self, n: int, ridge: float | None) -> str:
+        """The solver to use for n training points (checked)."""
+        if self.solver not in SOLVERS:
+            raise InvalidInputError(
+                f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        solver = self.solver
+        if solver == "auto":
+            solver = "dense" if n <= AUTO_DENSE_MAX else "nystrom"
+        if solver != "dense":
+            if ridge is None:
+                raise InvalidInputError(
+                    f"ridge='loo' needs the dense solver (one eigendecomposition of the n x n "
+                    f"kernel), but solver={solver!r} was chosen for {n} training points; give "
+                    "a numeric ridge (e.g. chosen by ridge='loo' on a subsample)")
+            for name in ("tol", "cache_gib"):
+                v = getattr(self, name)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                    raise InvalidInputError(f"{name} must be a number > 0, got {v!r}")
+            if (isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int)
+                    or self.max_iter < 1):
+                raise InvalidInputError(f"max_iter must be an integer >= 1, got "
+                                        f"{self.max_iter!r}")
+            if self.chunks is not None:
+                check_tile(self.chunks)
+        return solver
+
+    def _centres(self, n: int) -> int:
+        m = DEFAULT_CENTRES if self.centres is None else self.centres
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise InvalidInputError(f"centres must be an integer >= 1, got {m!r}")
+        return min(int(m), n)
+
+    def _client(self):
+        """The Dask client to run tiles on (a Client, or one connected to an address)."""
+        if self.client is None or not isinstance(self.client, str):
+            return self.client
+        try:
+            from dask.distributed import Client
+        except ImportError as exc:
+            raise InvalidInputError(
+                "a Dask scheduler address needs dask.distributed: pip install 'hgmntk[dask]'"
+            ) from exc
+        return Client(self.client)
+
+    def _operator(self, x, z, client, report, label):
+        spec = kernel_spec(self.activation, self.depth, self.w_std, self.b_std, self.method)
+        tile = None if self.chunks is None else check_tile(self.chunks)
+        return KernelOperator(spec, self.kernel, x, z, tile=tile,
+                              client=client, cache_gib=self.cache_gib, progress=report,
+                              label=label)
+
     def fit(self, X, y) -> KernelRegressor:
-        """Compute the training kernels, choose the ridge (if "loo") and factorise
-        K(X, X) + ridge_ I."""
+        """Compute the training kernels, choose the ridge (if "loo") and solve
+        (K(X, X) + ridge_ I) alpha_ = y with the chosen solver."""
         ridge = self._check_params()
         X = _check_X(X)
         y = _check_targets(y, X.shape[0])
+        solver = self._solver(X.shape[0], ridge)
+        for name in ("k_train_", "factor_", "scale_", "loo_grid_", "loo_mse_"):
+            self.__dict__.pop(name, None)  # nothing left from an earlier fit
+        if solver != "dense":
+            return self._fit_iterative(X, y, solver, ridge)
         k = self._kernels(X)
         train = k.ntk if self.kernel == "ntk" else k.nngp
         if not np.all(np.isfinite(train)):
@@ -323,10 +438,37 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         self.ridge_ = ridge
         self.factor_ = _factor(train, ridge)
         self.alpha_ = linalg.cho_solve(self.factor_, y)
+        self.expansion_ = X
+        self.solve_report_ = SolveReport("dense")
         fit_y = y.reshape(len(y), -1)
         self.scale_ = np.einsum("ik,ik->k", fit_y, self.alpha_.reshape(fit_y.shape)) / len(y)
         if y.ndim == 1:
             self.scale_ = float(self.scale_[0])
+        return self
+
+    def _fit_iterative(self, X, y, solver: str, ridge: float) -> KernelRegressor:
+        """fit() with the cg or nystrom solver (kernel tiles, never the n x n matrix)."""
+        n = X.shape[0]
+        m = self._centres(n)
+        idx = pick_centres(n, m, self.random_state)
+        client = self._client()
+        report, close = reporter(self.progress, "hgmntk fit")
+        try:
+            if solver == "nystrom":
+                op = self._operator(X, X[idx], client, report, "K(X, centres)")
+                k_mm = op.spec.tile(X[idx])[op.which]
+                alpha, rep = falkon(op, k_mm, y, ridge, tol=self.tol, max_iter=self.max_iter)
+                self.expansion_ = X[idx]
+            else:
+                op = self._operator(X, X, client, report, "K(X, X)")
+                alpha, rep = nystrom_cg(op, idx, y, ridge, tol=self.tol,
+                                        max_iter=self.max_iter)
+                self.expansion_ = X
+            op.release()
+        finally:
+            close()
+        self.X_, self.y_, self.n_features_in_ = X, y, X.shape[1]
+        self.ridge_, self.alpha_, self.solve_report_ = ridge, alpha, rep
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -358,6 +500,16 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 "kernel='nngp' for a calibrated band, or ensemble_std(X) for the spread of "
                 "trained networks over random initialisations"
             )
+        if self.solve_report_.solver != "dense":
+            if return_std:
+                raise InvalidInputError(self._dense_only("return_std=True"))
+            report, close = reporter(self.progress, "hgmntk predict")
+            try:
+                op = self._operator(X, self.expansion_, self._client(), report, "K(X, fit)")
+                op.cache = False
+                return op.matmat(self.alpha_)
+            finally:
+                close()
         cross = self._kernels(X, self.X_)
         kx = cross.ntk if self.kernel == "ntk" else cross.nngp
         mean = kx @ self.alpha_
@@ -378,8 +530,16 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         (use ``predict(X, return_std=True)`` with kernel="nngp" for a predictive band).
         """
         X = self._checked_test_inputs(X)
+        if self.solve_report_.solver != "dense":
+            raise InvalidInputError(self._dense_only("ensemble_std"))
         cross = self._kernels(X, self.X_)
         return np.sqrt(np.maximum(self._variance(X, cross), 0.0))
+
+    def _dense_only(self, what: str) -> str:
+        return (f"{what} needs the training kernel's factorisation (solver='dense'); this "
+                f"model was fitted with solver={self.solve_report_.solver!r} on "
+                f"{self.X_.shape[0]} points. Fit with solver='dense' (n <= about 20 000 in "
+                "24 GiB) for the bands")
 
     def _variance(self, X, cross) -> np.ndarray:
         prior = kernel_diagonal(X, activation=self.activation, depth=self.depth,

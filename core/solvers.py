@@ -1,0 +1,373 @@
+"""Solvers of kernel ridge regression for training sets beyond a dense factorisation.
+
+The method table of :class:`hgmntk.KernelRegressor` (``solver=``):
+
+============ ========================================================================
+``dense``    Cholesky of K(X, X) + lam I (in memory: 8 n^2 bytes per matrix).
+``cg``       the same system (K + lam I) alpha = y by conjugate gradients, matrix-free:
+             K's row tiles are kept in memory up to ``cache_gib`` and recomputed at each
+             iteration beyond it; preconditioned by the Nystrom approximation
+             K ~ K_nM K_MM^-1 K_Mn of M centres (Woodbury).  Exact up to ``tol``.
+``nystrom``  Falkon (Rudi et al. 2017; Meanti et al. 2020): the estimator restricted to M
+             centres C (a uniform sample of X), f(x) = K(x, C) beta with
+             (K_nM' K_nM + lam K_MM) beta = K_nM' y, solved by conjugate gradients with
+             Falkon's preconditioner from K_MM.  Memory n M (tiles cached) or a few M^2
+             (K_nM' K_nM accumulated in one pass), never n^2; an approximation whose error
+             falls as M grows.
+``auto``     ``dense`` up to :data:`AUTO_DENSE_MAX` training points, ``nystrom`` above.
+============ ========================================================================
+
+Every iterative solve stops when the relative residual of its (preconditioned) system is
+below ``tol`` and raises :class:`~hgmntk.errors.ConvergenceError` when ``max_iter``
+iterations do not get there; :class:`SolveReport` keeps the iterations and the residual.
+Kernel tiles are :func:`hgmntk.kernels` blocks (:mod:`hgmntk.tiles`), computed in this
+process or on a Dask cluster (``client``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+from .errors import ConvergenceError, InvalidInputError
+from .progress import ProgressCallback
+from .tiles import KernelSpec, spans
+
+SOLVERS = ("auto", "dense", "cg", "nystrom")
+
+#: ``solver="auto"`` factorises densely up to this many training points (K, its factor and
+#: the NNGP take 3 x 8 n^2 bytes: 2.4 GB here) and uses ``nystrom`` above.
+AUTO_DENSE_MAX = 10_000
+
+#: Centres of ``nystrom`` (and of ``cg``'s preconditioner) unless given: min(n, this).
+DEFAULT_CENTRES = 5_000
+
+
+#: Entries of a row tile of the iterative solvers unless ``chunks`` gives its rows (the
+#: memory of one tile's computation is a small multiple of 8 bytes times this).
+TILE_ENTRIES = 2**22
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """How a kernel system was solved: ``iterations`` and the final relative ``residual``
+    (0 and the Cholesky's backward residual estimate is not computed for ``dense``)."""
+
+    solver: str
+    iterations: int = 0
+    residual: float = 0.0
+    tol: float = 0.0
+    centres: int = 0
+
+
+def _which(kernel: str) -> int:
+    return {"nngp": 0, "ntk": 1}[kernel]
+
+
+def _row_tile(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """K(x, z) of the chosen kernel (0: NNGP, 1: NTK)."""
+    return spec.tile(x, z)[which]
+
+
+def _tile_product(tile: np.ndarray, v: np.ndarray, gram: bool) -> np.ndarray:
+    """tile v, or tile' (tile v) when ``gram``."""
+    u = tile @ v
+    return tile.T @ u if gram else u
+
+
+class KernelOperator:
+    """The n x m matrix K(X, Z) of one kernel (``"nngp"`` or ``"ntk"``), in row tiles.
+
+    Row tiles of ``tile`` rows (default: about :data:`TILE_ENTRIES` entries) are computed
+    on first use, in this process or on ``client``'s Dask cluster
+    (where they stay, in the workers' memory); they are kept when all of them fit in
+    ``cache_gib`` GiB and recomputed at every product otherwise.  Products:
+    :meth:`matmat` (K V), :meth:`rmatmat` (K' U, with U given tile by tile through a
+    callback) and :meth:`gram` (K' K V, one pass).
+    """
+
+    def __init__(self, spec: KernelSpec, kernel: str, x: np.ndarray, z: np.ndarray, *,
+                 tile: int | None = None, client=None, cache_gib: float = 4.0,
+                 progress: ProgressCallback | None = None, label: str = "K") -> None:
+        self.spec, self.which = spec, _which(kernel)
+        self.x, self.z = x, z
+        if tile is None:  # about TILE_ENTRIES entries a tile
+            tile = max(1, TILE_ENTRIES // max(z.shape[0], 1))
+        self.rows = spans(x.shape[0], tile)
+        self.client = client
+        self.cache = 8.0 * x.shape[0] * z.shape[0] <= cache_gib * 2**30
+        self.progress = progress
+        self.label = label
+        self.passes = 0
+        self._tiles: list | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n, m)."""
+        return self.x.shape[0], self.z.shape[0]
+
+    def _compute(self) -> list:
+        """The tiles (arrays here, futures on a cluster), reporting progress."""
+        n_tiles = len(self.rows)
+        stage = f"{self.label} tiles ({self.shape[0]}x{self.shape[1]})"
+        if self.client is None:
+            out = []
+            for k, (r0, r1) in enumerate(self.rows):
+                out.append(_row_tile(self.spec, self.which, self.x[r0:r1], self.z))
+                if self.progress is not None:
+                    self.progress(stage, k + 1, n_tiles)
+            return out
+        from dask.distributed import wait
+
+        zf = self.client.scatter(self.z, broadcast=True)
+        out = [self.client.submit(_row_tile, self.spec, self.which, self.x[r0:r1], zf,
+                                  pure=False) for r0, r1 in self.rows]
+        wait(out)
+        for f in out:
+            f.result()  # raises a worker's error here
+        if self.progress is not None:
+            self.progress(stage, n_tiles, n_tiles)
+        return out
+
+    def tiles(self) -> list:
+        """The row tiles (computed now unless cached)."""
+        if self._tiles is not None:
+            return self._tiles
+        tiles = self._compute()
+        self.passes += 1
+        if self.cache:
+            self._tiles = tiles
+        return tiles
+
+    def _each(self, v: np.ndarray, gram: bool) -> list[np.ndarray]:
+        tiles = self.tiles()
+        if self.client is None:
+            return [_tile_product(t, v, gram) for t in tiles]
+        vf = self.client.scatter(v, broadcast=True)
+        return self.client.gather(
+            [self.client.submit(_tile_product, t, vf, gram, pure=False) for t in tiles])
+
+    def matmat(self, v: np.ndarray) -> np.ndarray:
+        """K v (v: m x k)."""
+        return np.concatenate(self._each(v, gram=False))
+
+    def gram(self, v: np.ndarray) -> np.ndarray:
+        """K' (K v) in one pass over the tiles."""
+        return np.sum(self._each(v, gram=True), axis=0)
+
+    def normal_equations(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K'K, K'u) in one pass over the tiles, without keeping them: for K beyond the
+        cache (m x m memory; on a cluster, one partial sum per worker)."""
+        if self._tiles is not None or self.client is None:
+            source = self._tiles or None
+            g = np.zeros((self.shape[1], self.shape[1]))
+            ku = np.zeros((self.shape[1], u.shape[1]))
+            stage = f"{self.label} tiles ({self.shape[0]}x{self.shape[1]}), K'K"
+            for k, (r0, r1) in enumerate(self.rows):
+                tile = (source[k] if source is not None else
+                        _row_tile(self.spec, self.which, self.x[r0:r1], self.z))
+                _accumulate(g, ku, tile, u[r0:r1])
+                if self.progress is not None:
+                    self.progress(stage, k + 1, len(self.rows))
+            self.passes += source is None
+            return _symmetrised(g), ku
+        workers = max(1, len(self.client.scheduler_info()["workers"]))
+        zf = self.client.scatter(self.z, broadcast=True)
+        groups = [self.rows[k::workers] for k in range(workers)]
+        parts = self.client.gather([
+            self.client.submit(_normal_part, self.spec, self.which,
+                               [self.x[r0:r1] for r0, r1 in grp], zf,
+                               [u[r0:r1] for r0, r1 in grp], pure=False)
+            for grp in groups if grp])
+        self.passes += 1
+        g = np.sum([p[0] for p in parts], axis=0)
+        return _symmetrised(g), np.sum([p[1] for p in parts], axis=0)
+
+    def columns(self, idx: np.ndarray) -> np.ndarray:
+        """K[:, idx] (from the tiles)."""
+        tiles = self.tiles()
+        if self.client is not None:
+            tiles = self.client.gather(tiles)
+        return np.concatenate([t[:, idx] for t in tiles])
+
+    def release(self) -> None:
+        """Forget the cached tiles (here or on the cluster)."""
+        self._tiles = None
+
+
+def _accumulate(g: np.ndarray, ku: np.ndarray, tile: np.ndarray, u: np.ndarray) -> None:
+    """g += tile' tile (its upper triangle, by BLAS syrk), ku += tile' u."""
+    from scipy.linalg.blas import dsyrk
+
+    g += dsyrk(1.0, tile, trans=1)
+    ku += tile.T @ u
+
+
+def _symmetrised(g: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle syrk filled."""
+    return np.triu(g) + np.triu(g, 1).T
+
+
+def _normal_part(spec: KernelSpec, which: int, xs: list, z: np.ndarray,
+                 us: list) -> tuple[np.ndarray, np.ndarray]:
+    """(sum tile' tile, sum tile' u) over the row tiles xs (one worker's share)."""
+    g = np.zeros((z.shape[0], z.shape[0]))
+    ku = np.zeros((z.shape[0], us[0].shape[1]))
+    for x, u in zip(xs, us):
+        _accumulate(g, ku, _row_tile(spec, which, x, z), u)
+    return g, ku
+
+
+def conjugate_gradients(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, *,
+                        precondition: Callable[[np.ndarray], np.ndarray] | None = None,
+                        tol: float, max_iter: int, what: str) -> tuple[np.ndarray, int, float]:
+    """x with apply(x) = rhs (apply symmetric positive definite), each column of rhs its own
+    conjugate-gradient run (vectorised).  Stops when every column's residual
+    ||rhs - apply(x)|| / ||rhs|| is below ``tol``; raises ConvergenceError after
+    ``max_iter`` iterations.  Returns (x, iterations, largest relative residual)."""
+    b = rhs.reshape(rhs.shape[0], -1)
+    norm = np.linalg.norm(b, axis=0)
+    norm[norm == 0] = 1.0
+    x = np.zeros_like(b)
+    r = b.copy()
+    z = precondition(r) if precondition else r
+    p = z.copy()
+    rz = np.einsum("ij,ij->j", r, z)
+    residual = float(np.max(np.linalg.norm(r, axis=0) / norm))
+    it = 0
+    while residual > tol:
+        if it == max_iter:
+            raise ConvergenceError(
+                f"{what}: conjugate gradients did not converge in {max_iter} iterations "
+                f"(relative residual {residual:.2e} > tol {tol:g}); raise max_iter, raise the "
+                "ridge (a better-conditioned system), or use more centres"
+            )
+        ap = apply(p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(rz > 0, rz / np.einsum("ij,ij->j", p, ap), 0.0)
+        x += step * p
+        r -= step * ap
+        z = precondition(r) if precondition else r
+        rz_new = np.einsum("ij,ij->j", r, z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = z + np.where(rz > 0, rz_new / rz, 0.0) * p
+        rz = rz_new
+        it += 1
+        residual = float(np.max(np.linalg.norm(r, axis=0) / norm))
+        if not np.isfinite(residual):
+            raise ConvergenceError(
+                f"{what}: conjugate gradients broke down (non-finite residual after {it} "
+                "iterations); the system is not positive definite: raise the ridge")
+    return x.reshape(rhs.shape), it, residual
+
+
+def _upper_cholesky(matrix: np.ndarray, what: str) -> np.ndarray:
+    """Upper-triangular T with T'T = matrix + a jitter of n eps max(diag) (the centres'
+    kernel is positive semidefinite, often singular to rounding)."""
+    m = matrix.shape[0]
+    jitter = m * np.finfo(float).eps * max(float(np.max(np.diag(matrix))), 1e-300)
+    try:
+        return linalg.cholesky(matrix + jitter * np.eye(m), lower=False)
+    except linalg.LinAlgError as exc:
+        raise InvalidInputError(
+            f"{what} is not positive definite even with a jitter of {jitter:.2e}; "
+            "remove duplicate training points or use fewer centres"
+        ) from exc
+
+
+def pick_centres(n: int, m: int, seed: int | None) -> np.ndarray:
+    """m distinct indices of 0..n-1, uniformly at random (sorted)."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+
+
+def falkon(k_nm: KernelOperator, k_mm: np.ndarray, y: np.ndarray, ridge: float, *,
+           tol: float, max_iter: int) -> tuple[np.ndarray, SolveReport]:
+    """beta with (K_nM' K_nM + lam K_MM) beta = K_nM' y (Falkon's Nystrom estimator).
+
+    Preconditioner (Rudi et al. 2017, in this scaling): with K_MM = T'T and
+    A'A = (n/M) T T' + lam I (upper Cholesky factors), K_nM' K_nM ~ (n/M) K_MM^2 makes
+    H = K_nM' K_nM + lam K_MM ~ (AT)'(AT); CG runs on B' H B gamma = B' K_nM' y with
+    B = T^-1 A^-1, and beta = B gamma.  K_nM' K_nM v is formed from K_nM's tiles where
+    they fit the cache, else from G = K_nM' K_nM accumulated in one pass (n m^2 flops
+    against one kernel evaluation per iteration).
+    """
+    n, m = k_nm.shape
+    t = _upper_cholesky(k_mm, "the centres' kernel K_MM")
+    a = _upper_cholesky((n / m) * (t @ t.T) + ridge * np.eye(m), "Falkon's preconditioner")
+
+    def b_apply(g):
+        return linalg.solve_triangular(t, linalg.solve_triangular(a, g), check_finite=False)
+
+    def bt_apply(w):
+        return linalg.solve_triangular(
+            a, linalg.solve_triangular(t, w, trans="T", check_finite=False),
+            trans="T", check_finite=False)
+
+    y2 = y.reshape(n, -1)
+    if k_nm.cache:  # the tiles stay in memory: K_nM'(K_nM v) at each iteration
+        def gram(v):
+            return k_nm.gram(v)
+
+        rhs = bt_apply(np.sum(_rmat(k_nm, y2), axis=0))
+    else:  # one pass: G = K_nM' K_nM (m x m) and K_nM' y, then iterations on G
+        g_mat, kty = k_nm.normal_equations(y2)
+
+        def gram(v):
+            return g_mat @ v
+
+        rhs = bt_apply(kty)
+
+    def h_apply(g):
+        v = b_apply(g)
+        return bt_apply(gram(v) + ridge * (k_mm @ v))
+
+    gamma, it, res = conjugate_gradients(h_apply, rhs, tol=tol, max_iter=max_iter,
+                                         what="the Nystrom (Falkon) solve")
+    beta = b_apply(gamma)
+    return beta.reshape((m,) + y.shape[1:]), SolveReport("nystrom", it, res, tol, m)
+
+
+def _rmat(k: KernelOperator, u: np.ndarray) -> list[np.ndarray]:
+    """The per-tile terms of K' u (u: n x k)."""
+    tiles = k.tiles()
+    parts = [u[r0:r1] for r0, r1 in k.rows]
+    if k.client is None:
+        return [t.T @ p for t, p in zip(tiles, parts)]
+    return k.client.gather([k.client.submit(_rmat_tile, t, p, pure=False)
+                            for t, p in zip(tiles, parts)])
+
+
+def _rmat_tile(tile: np.ndarray, part: np.ndarray) -> np.ndarray:
+    return tile.T @ part
+
+
+def nystrom_cg(k_nn: KernelOperator, centres: np.ndarray, y: np.ndarray, ridge: float, *,
+               tol: float, max_iter: int) -> tuple[np.ndarray, SolveReport]:
+    """alpha with (K + lam I) alpha = y by preconditioned conjugate gradients, matrix-free.
+
+    Preconditioner: P = L L' + lam I with L = K_nM T^-1 (K_MM = T'T), the Nystrom
+    approximation of K; P^-1 r = (r - L (lam I + L'L)^-1 L' r) / lam (Woodbury).  Needs
+    lam > 0.
+    """
+    if not ridge > 0:
+        raise InvalidInputError("solver='cg' needs a ridge > 0 (K itself may be singular)")
+    n = k_nn.shape[0]
+    k_nm = k_nn.columns(centres)
+    t = _upper_cholesky(k_nm[centres], "the centres' kernel K_MM")
+    lmat = linalg.solve_triangular(t, k_nm.T, trans="T", check_finite=False).T  # K_nM T^-1
+    del k_nm
+    inner = linalg.cho_factor(lmat.T @ lmat + ridge * np.eye(lmat.shape[1]))
+
+    def precondition(r):
+        return (r - lmat @ linalg.cho_solve(inner, lmat.T @ r)) / ridge
+
+    def apply(v):
+        return k_nn.matmat(v) + ridge * v
+
+    alpha, it, res = conjugate_gradients(apply, y.reshape(n, -1), precondition=precondition,
+                                         tol=tol, max_iter=max_iter,
+                                         what="the conjugate-gradient solve")
+    return alpha.reshape(y.shape), SolveReport("cg", it, res, tol, len(centres))
