@@ -275,7 +275,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
     (k_train_, factor_ and scale_ only with the dense solver);
     expansion_ : the points x_j of the prediction sum_j K(x, x_j) alpha_j (X, or the
     Nystrom centres, when alpha_ holds Falkon's beta);  solve_report_ :
-    :class:`~hgmntk.solvers.SolveReport` (solver, iterations, residual).
+    :class:`~hgmntk.solvers.SolveReport` (solver, iterations, residual);  n_iter_ : its
+    iterations (1 for the dense solve).
 
     Examples
     --------
@@ -440,6 +441,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         self.alpha_ = linalg.cho_solve(self.factor_, y)
         self.expansion_ = X
         self.solve_report_ = SolveReport("dense")
+        self.n_iter_ = 1  # scikit-learn's convention: a direct solve is one iteration
         fit_y = y.reshape(len(y), -1)
         self.scale_ = np.einsum("ik,ik->k", fit_y, self.alpha_.reshape(fit_y.shape)) / len(y)
         if y.ndim == 1:
@@ -469,6 +471,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
             close()
         self.X_, self.y_, self.n_features_in_ = X, y, X.shape[1]
         self.ridge_, self.alpha_, self.solve_report_ = ridge, alpha, rep
+        self.n_iter_ = rep.iterations
         return self
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -120,16 +120,15 @@ class KernelOperator:
                 if self.progress is not None:
                     self.progress(stage, k + 1, n_tiles)
             return out
-        from dask.distributed import wait
+        from dask.distributed import as_completed
 
         zf = self.client.scatter(self.z, broadcast=True)
         out = [self.client.submit(_row_tile, self.spec, self.which, self.x[r0:r1], zf,
                                   pure=False) for r0, r1 in self.rows]
-        wait(out)
-        for f in out:
-            f.result()  # raises a worker's error here
-        if self.progress is not None:
-            self.progress(stage, n_tiles, n_tiles)
+        for k, future in enumerate(as_completed(out)):
+            future.result()  # raises a worker's error here
+            if self.progress is not None:
+                self.progress(stage, k + 1, n_tiles)
         return out
 
     def tiles(self) -> list:

@@ -53,7 +53,9 @@ def test_parameters_are_stored_as_given_and_checked_by_fit():
     model = hgmntk.KernelRegressor("relu", 2, ridge=ridge, kernel="nngp")
     assert model.get_params() == {
         "activation": "relu", "depth": 2, "w_std": 1.0, "b_std": 0.0, "kernel": "nngp",
-        "ridge": ridge, "method": "auto", "progress": None,
+        "ridge": ridge, "method": "auto", "progress": None, "solver": "auto",
+        "centres": None, "tol": 1e-7, "max_iter": 500, "chunks": None, "client": None,
+        "cache_gib": 4.0, "random_state": 0,
     }
     assert model.get_params()["ridge"] is ridge
     bad = hgmntk.KernelRegressor(kernel="ntkk", ridge=-1)  # no error before fit
@@ -180,4 +182,5 @@ def test_protocol_without_scikit_learn(monkeypatch):
     fitted = model.fit(X, y)
     assert fitted.score(X, y) == pytest.approx(_r2(y, reference.predict(X)), rel=1e-12)
     assert fitted.score(Xt, yt) == pytest.approx(_r2(yt, reference.predict(Xt)), rel=1e-10)
-    assert repr(model).startswith("KernelRegressor(activation='relu', b_std=0.1, depth=3")
+    assert repr(model).startswith("KernelRegressor(activation='relu', b_std=0.1, cache_gib=4.0")
+    assert "depth=3" in repr(model)

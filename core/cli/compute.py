@@ -132,7 +132,7 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
         "arrays 'nngp' and 'ntk'.\n\n"
         "Inputs are .npy arrays or comma-separated text (.csv) of shape (n_points, "
         "n_features); a non-numeric first line of a CSV is a header and skipped.\n\n"
-        "Large kernels: an --out without the .npz suffix is a folder that receives nngp.npy "
+        "Large kernels: an --out without a suffix is a folder that receives nngp.npy "
         "and ntk.npy tile by tile (--chunks rows and columns a tile), out-of-core; a job "
         "that is stopped leaves OUT.partial, and the same command resumes it.  --workers N "
         "computes the tiles on a local Dask cluster, --scheduler ADDRESS on a running one "
@@ -153,8 +153,9 @@ def add_kernel_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         metavar="OUT.npz|DIR",
-        help="output archive with arrays nngp and ntk, shape (n1, n2); or a folder for "
-        "nngp.npy and ntk.npy written tile by tile (out-of-core, resumable)",
+        help="output archive with arrays nngp and ntk, shape (n1, n2); or a folder (a name "
+        "without suffix) for nngp.npy and ntk.npy written tile by tile (out-of-core, "
+        "resumable)",
     )
     p.add_argument("--chunks", type=int, default=None, metavar="N",
                    help="rows and columns of a tile of an out-of-core kernel (default 2048)")
@@ -208,11 +209,15 @@ def cmd_kernel(args: argparse.Namespace, out: TextIO) -> int:
     """``hgmntk kernel``: NNGP and NTK matrices into one .npz file."""
     from ..deep_kernels import kernels
 
-    if Path(args.out).suffix.lower() != ".npz":
+    suffix = Path(args.out).suffix
+    if not suffix:
         return _kernel_folder(args, out)
+    if suffix.lower() != ".npz":
+        raise CLIError(f"--out {args.out}: give a file name ending in .npz (one archive) or "
+                       "a folder name without suffix (out-of-core, tile by tile)")
     if args.chunks is not None or args.workers is not None or args.scheduler is not None:
         raise CLIError("--chunks, --workers and --scheduler write an out-of-core folder: "
-                       "give --out a folder name (no .npz suffix)")
+                       "give --out a folder name (no suffix)")
     target, x1, x2 = _kernel_io(args)
     k = kernels(
         x1,
