@@ -213,8 +213,8 @@ def _tiles(spec, x1, x2, size, todo, client):
         return
     from dask.distributed import as_completed
 
-    x1f = client.scatter(x1, broadcast=True)
-    x2f = None if x2 is None else client.scatter(x2, broadcast=True)
+    x1f = client.scatter(x1, broadcast=True, hash=False)
+    x2f = None if x2 is None else client.scatter(x2, broadcast=True, hash=False)
     futures = {client.submit(compute_tile, spec, x1f, x2f, size, i, j, pure=False): (i, j)
                for i, j in todo}
     for future in as_completed(futures):

@@ -122,7 +122,7 @@ class KernelOperator:
             return out
         from dask.distributed import as_completed
 
-        zf = self.client.scatter(self.z, broadcast=True)
+        zf = self.client.scatter(self.z, broadcast=True, hash=False)
         out = [self.client.submit(_row_tile, self.spec, self.which, self.x[r0:r1], zf,
                                   pure=False) for r0, r1 in self.rows]
         for k, future in enumerate(as_completed(out)):
@@ -145,7 +145,7 @@ class KernelOperator:
         tiles = self.tiles()
         if self.client is None:
             return [_tile_product(t, v, gram) for t in tiles]
-        vf = self.client.scatter(v, broadcast=True)
+        vf = self.client.scatter(v, broadcast=True, hash=False)
         return self.client.gather(
             [self.client.submit(_tile_product, t, vf, gram, pure=False) for t in tiles])
 
@@ -162,7 +162,7 @@ class KernelOperator:
         cache (m x m memory; on a cluster, one partial sum per worker)."""
         if self._tiles is not None or self.client is None:
             source = self._tiles or None
-            g = np.zeros((self.shape[1], self.shape[1]))
+            g = np.zeros((self.shape[1], self.shape[1]), order="F")
             ku = np.zeros((self.shape[1], u.shape[1]))
             stage = f"{self.label} tiles ({self.shape[0]}x{self.shape[1]}), K'K"
             for k, (r0, r1) in enumerate(self.rows):
@@ -174,7 +174,7 @@ class KernelOperator:
             self.passes += source is None
             return _symmetrised(g), ku
         workers = max(1, len(self.client.scheduler_info()["workers"]))
-        zf = self.client.scatter(self.z, broadcast=True)
+        zf = self.client.scatter(self.z, broadcast=True, hash=False)
         groups = [self.rows[k::workers] for k in range(workers)]
         parts = self.client.gather([
             self.client.submit(_normal_part, self.spec, self.which,
@@ -198,22 +198,27 @@ class KernelOperator:
 
 
 def _accumulate(g: np.ndarray, ku: np.ndarray, tile: np.ndarray, u: np.ndarray) -> None:
-    """g += tile' tile (its upper triangle, by BLAS syrk), ku += tile' u."""
+    """g += tile' tile (its upper triangle, in place by BLAS syrk: g must be Fortran-ordered),
+    ku += tile' u."""
     from scipy.linalg.blas import dsyrk
 
-    g += dsyrk(1.0, tile, trans=1)
+    out = dsyrk(1.0, tile, beta=1.0, c=g, trans=1, overwrite_c=1)
+    if out is not g:  # pragma: no cover - f2py copied: g was not Fortran-contiguous
+        raise AssertionError("the Gram accumulator must be a Fortran-ordered float64 array")
     ku += tile.T @ u
 
 
 def _symmetrised(g: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose upper triangle syrk filled."""
-    return np.triu(g) + np.triu(g, 1).T
+    """The symmetric matrix whose upper triangle syrk filled (in place)."""
+    lower = np.tril_indices(g.shape[0], -1)
+    g[lower] = g.T[lower]
+    return g
 
 
 def _normal_part(spec: KernelSpec, which: int, xs: list, z: np.ndarray,
                  us: list) -> tuple[np.ndarray, np.ndarray]:
     """(sum tile' tile, sum tile' u) over the row tiles xs (one worker's share)."""
-    g = np.zeros((z.shape[0], z.shape[0]))
+    g = np.zeros((z.shape[0], z.shape[0]), order="F")
     ku = np.zeros((z.shape[0], us[0].shape[1]))
     for x, u in zip(xs, us):
         _accumulate(g, ku, _row_tile(spec, which, x, z), u)
