@@ -236,56 +236,83 @@ def admissibility(system, samples: int = 4000, seed: int = 12345) -> str | None:
     return None
 
 
-def _choose_system(candidates, backend, progress, timeout):
-    """Derive each candidate ideal in turn; keep the admissible one of least rank.
+def _derive_candidate(
+    ops: list[Operator],
+    scouts: Sequence[str],
+    progress: Callable[[str], None] | None,
+    timeout: float | None,
+) -> tuple[DerivedSystem, str, str]:
+    """(system, engine, scout): the system of ``ops`` by the first of ``scouts`` that derives it.
+
+    A scout's DerivationError passes the candidate to the next one; the last one's is raised.
+    """
+    for scout in scouts[:-1]:
+        try:
+            return (*derive_system(ops, ops, backend=scout, progress=progress,
+                                   timeout=timeout, cas_pfaffian=False), scout)
+        except DerivationError:
+            continue
+    return (*derive_system(ops, ops, backend=scouts[-1], progress=progress, timeout=timeout,
+                           cas_pfaffian=False), scouts[-1])
+
+
+def _choose_system(
+    candidates: Sequence[list[Operator]],
+    backend: str,
+    progress: Callable[[str], None] | None,
+    timeout: float | None,
+) -> tuple[DerivedSystem, str, list[Operator], list[str]]:
+    """Derive the candidate ideals; keep the admissible system of least rank.
 
     The first candidate is the full ideal; if its system is admissible it is taken at once.
     Otherwise every other candidate is derived and the admissible system of least rank
-    wins (the full one, with a note, when none is admissible).  A CAS's own Pfaffian
-    system (:func:`cas_checked`) is computed for the winner only: the rejected systems
-    tend to have the largest denominators (GeLU: minutes in Asir's yang).
+    wins (the full one, with a note, when none is admissible).
 
-    With a CAS forced, the other candidates are first derived by the pure-Python engine,
-    whose systems equal every CAS's (tests/test_cas_backend_duals.py), and the CAS then
-    derives the winner alone (resin's E[s' s'] in Macaulay2: one restriction of 10 s
-    instead of three, 84 s); a candidate the engine cannot derive goes to the CAS.
+    With a CAS forced and more than one candidate, every candidate, the full ideal
+    included, is first derived by the pure-Python engine, whose systems equal every
+    CAS's (tests/test_cas_backend_duals.py), and the CAS then derives the winner alone;
+    its system must equal the engine's.  The choice is the engine's either way, and the
+    ideals a CAS would derive only to reject them are the costly ones: GeLU's full
+    ideals (rank 2, not admissible) took Asir's restriction 10 minutes for s and over 12
+    for s', its winners under a minute each.  A candidate the engine cannot derive goes
+    to the CAS; a single candidate goes to the CAS directly.  A CAS's own Pfaffian system
+    (:func:`cas_checked`) is computed for the winner only: the rejected systems tend to
+    have the largest denominators (GeLU: minutes in Asir's yang).
     """
+    from .pfaffian import same_system
+
+    scouting = backend not in _ENGINE_NAMES and len(candidates) > 1
+    scouts = ["sympy", backend] if scouting else [backend]
     results = []
     notes = []
     for k, ops in enumerate(candidates):
-        # the full ideal with the chosen backend; the alternatives by the engine first
-        scouts = [backend] if k == 0 or backend in _ENGINE_NAMES else ["sympy", backend]
-        failure = None
-        for scout in scouts:
-            try:
-                system, engine = derive_system(ops, ops, backend=scout, progress=progress,
-                                               timeout=timeout, cas_pfaffian=False)
-            except DerivationError as exc:
-                failure = exc
-                continue
-            failure = None
-            break
-        if failure is not None:
-            if k == 0 and len(candidates) == 1:
-                raise failure
-            notes.append(f"{[format_operator(o) for o in ops]}: {failure}")
+        names = [format_operator(o) for o in ops]
+        try:
+            system, engine, scout = _derive_candidate(ops, scouts, progress, timeout)
+        except DerivationError as exc:
+            if len(candidates) == 1:
+                raise
+            notes.append(f"{names}: {exc}")
             continue
         why = admissibility(system)
-        if why is None and k == 0:
-            system = cas_checked(system, backend, progress=progress, timeout=timeout)
-            return system, engine, ops, notes
         if why is not None:
-            notes.append(f"rank {len(system.standard_monomials)} system of "
-                         f"{[format_operator(o) for o in ops]} rejected: {why}")
+            notes.append(f"rank {len(system.standard_monomials)} system of {names} "
+                         f"rejected: {why}")
         results.append((why is not None, len(system.standard_monomials), k, system, engine,
                         ops, scout))
+        if why is None and k == 0:
+            break
     if not results:
         raise DerivationError("no annihilating ideal gave a Pfaffian system: " + "; ".join(notes))
     results.sort(key=lambda r: (r[0], r[1], r[2]))
     bad, _, _, system, engine, ops, scout = results[0]
     if scout != backend:  # chosen by the engine: now derived by the forced CAS itself
+        if progress is not None:
+            progress(f"restriction by {backend} of the chosen ideal")
+        scouted = system
         system, engine = derive_system(ops, ops, backend=backend, progress=progress,
                                        timeout=timeout, cas_pfaffian=False)
+        same_system(system, scouted, what=backend)  # the engine chose for this system
     system = cas_checked(system, backend, progress=progress, timeout=timeout)
     if bad:
         notes.append("no admissible system found; kept this one (integrate around the "

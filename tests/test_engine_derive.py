@@ -123,6 +123,56 @@ def test_cas_backend_branch(monkeypatch):
     assert _same_matrices(act.duals["ss"], relu.duals["ss"])
 
 
+class _EngineIdealBackend:
+    """A fake CAS answering with the engine's ideal (``wrong``: another annihilator's)."""
+
+    name = "fake"
+    preference = 0
+    capabilities = frozenset({"restriction"})
+
+    def __init__(self, wrong: dict[str, str] | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.wrong = wrong or {}
+
+    def restriction_ideal(self, ann1, ann2, *, timeout=None):
+        from hgmntk.cas_bridge.pfaffian import derive_pfaffian
+        from hgmntk.cas_bridge.weyl import UD, format_operator, parse_operator
+
+        names = [format_operator(op) for op in ann1]
+        self.calls.append(names)
+        if len(names) == 1 and names[0] in self.wrong:
+            ann1 = ann2 = [parse_operator(UD, self.wrong[names[0]])]
+        return derive_pfaffian(ann1, ann2, timeout=timeout).ideal
+
+
+def test_forced_cas_derives_only_the_chosen_ideals(monkeypatch):
+    """With a CAS forced, the engine scouts every candidate ideal, the full one included,
+    and the CAS restricts the winner alone: ReSin's s' has three candidates (the full
+    ideal is rank 5 but not admissible), and the CAS sees one ideal per dual."""
+    from hgmntk.cas_bridge import backend as backend_mod
+
+    fake = _EngineIdealBackend()
+    monkeypatch.setattr(backend_mod, "get_backend", lambda name: fake)
+    act = derive_activation("Heaviside(u)*sin(u)", name="resin", backend="fake")
+    assert fake.calls == [["u*d^2 + u"], ["u^2*d^2 + u^2"]]
+    ref = Activation.load(DATA / "resin.json")
+    for key in ("ss", "dsds"):
+        assert act.duals[key].standard_monomials == ref.duals[key].standard_monomials
+        assert act.duals[key].metadata["annihilators"] == ref.duals[key].metadata["annihilators"]
+    assert "rejected" in act.duals["dsds"].metadata["notes"][0]
+    assert act.provenance["backend"] == "fake"
+
+
+def test_forced_cas_must_agree_with_the_engine_on_the_chosen_ideal(monkeypatch):
+    """The engine chose the ideal for its system: a CAS that finds another one is an error."""
+    from hgmntk.cas_bridge import backend as backend_mod
+
+    fake = _EngineIdealBackend(wrong={"u^2*d^2 + u^2": "u*d^2 + u"})
+    monkeypatch.setattr(backend_mod, "get_backend", lambda name: fake)
+    with pytest.raises(DerivationError, match="fake .*the engine"):
+        derive_activation("Heaviside(u)*sin(u)", name="resin", backend="fake")
+
+
 def test_cache_round_trip(monkeypatch):
     first = derive_cached("Max(0, u)", name="relu_a")
     key = cache_key("Max(0, u)")
