@@ -53,6 +53,7 @@ from .solvers import (
     SOLVERS,
     KernelOperator,
     SolveReport,
+    cholesky_lower,
     falkon,
     nystrom_cg,
     pick_centres,
@@ -206,8 +207,10 @@ def loo_ridge(matrix: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.
 
 
 def _factor(matrix: np.ndarray, ridge: float):
+    """(L, True) with L L' = matrix + ridge I, for ``linalg.cho_solve``."""
+    regularised = matrix + ridge * np.eye(matrix.shape[0])
     try:
-        return linalg.cho_factor(matrix + ridge * np.eye(matrix.shape[0]), lower=True)
+        return cholesky_lower(regularised), True
     except linalg.LinAlgError as exc:
         raise InvalidInputError(
             "the regularised training kernel is not positive definite (duplicate training "

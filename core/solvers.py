@@ -268,18 +268,62 @@ def conjugate_gradients(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarr
     return x.reshape(rhs.shape), it, residual
 
 
+def gram(a: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """a' a, accumulated over blocks of ``rows`` rows of a by in-place syrk (a single
+    syrk with a long inner dimension is what crashed the threaded OpenBLAS, see
+    :func:`cholesky_lower`)."""
+    g = np.zeros((a.shape[1], a.shape[1]), order="F")
+    no_rhs = np.zeros((a.shape[1], 0))
+    for r0 in range(0, a.shape[0], rows):
+        block = a[r0:r0 + rows]
+        _accumulate(g, no_rhs, block, block[:, :0])
+    return _symmetrised(g)
+
+
 def _upper_cholesky(matrix: np.ndarray, what: str) -> np.ndarray:
     """Upper-triangular T with T'T = matrix + a jitter of n eps max(diag) (the centres'
     kernel is positive semidefinite, often singular to rounding)."""
     m = matrix.shape[0]
     jitter = m * np.finfo(float).eps * max(float(np.max(np.diag(matrix))), 1e-300)
     try:
-        return linalg.cholesky(matrix + jitter * np.eye(m), lower=False)
+        return cholesky_lower(matrix + jitter * np.eye(m)).T
     except linalg.LinAlgError as exc:
         raise InvalidInputError(
             f"{what} is not positive definite even with a jitter of {jitter:.2e}; "
             "remove duplicate training points or use fewer centres"
         ) from exc
+
+
+#: Cholesky factorisations of larger matrices go block by block (see :func:`cholesky_lower`).
+CHOLESKY_BLOCK = 2048
+
+
+def cholesky_lower(a: np.ndarray) -> np.ndarray:
+    """Lower-triangular L with L L' = a, computed in place in ``a`` (returned).
+
+    Up to 4 :data:`CHOLESKY_BLOCK` rows, LAPACK's potrf; beyond, a right-looking blocked
+    factorisation (potrf of diagonal blocks, triangular solves, general matrix products
+    for the trailing update).  The bundled multi-threaded OpenBLAS crashed the process
+    (SIGSEGV in potrf's threaded syrk) on 17 000 x 17 000 and larger matrices with two
+    threads here; the blocked form keeps every LAPACK call small and avoids syrk.
+    Raises ``linalg.LinAlgError`` where ``a`` is not positive definite.
+    """
+    n, nb = a.shape[0], CHOLESKY_BLOCK
+    if n <= 4 * nb:
+        a[:] = linalg.cholesky(a, lower=True, check_finite=False)
+        return a
+    for k in range(0, n, nb):
+        e = min(k + nb, n)
+        l11 = linalg.cholesky(a[k:e, k:e], lower=True, check_finite=False)
+        a[k:e, k:e] = l11
+        a[k:e, e:] = 0.0
+        if e < n:
+            l21 = linalg.solve_triangular(l11, a[e:, k:e].T, lower=True,
+                                          check_finite=False).T
+            a[e:, k:e] = l21
+            # a product with a copy: numpy would send l21 @ l21.T to syrk
+            a[e:, e:] -= l21 @ np.ascontiguousarray(l21.T)
+    return a
 
 
 def pick_centres(n: int, m: int, seed: int | None) -> np.ndarray:
@@ -300,7 +344,7 @@ def falkon(k_nm: KernelOperator, k_mm: np.ndarray, y: np.ndarray, ridge: float, 
     """
     n, m = k_nm.shape
     t = _upper_cholesky(k_mm, "the centres' kernel K_MM")
-    a = _upper_cholesky((n / m) * (t @ t.T) + ridge * np.eye(m), "Falkon's preconditioner")
+    a = _upper_cholesky((n / m) * gram(t.T) + ridge * np.eye(m), "Falkon's preconditioner")
 
     def b_apply(g):
         return linalg.solve_triangular(t, linalg.solve_triangular(a, g), check_finite=False)
@@ -312,21 +356,21 @@ def falkon(k_nm: KernelOperator, k_mm: np.ndarray, y: np.ndarray, ridge: float, 
 
     y2 = y.reshape(n, -1)
     if k_nm.cache:  # the tiles stay in memory: K_nM'(K_nM v) at each iteration
-        def gram(v):
+        def normal_product(v):
             return k_nm.gram(v)
 
         rhs = bt_apply(np.sum(_rmat(k_nm, y2), axis=0))
     else:  # one pass: G = K_nM' K_nM (m x m) and K_nM' y, then iterations on G
         g_mat, kty = k_nm.normal_equations(y2)
 
-        def gram(v):
+        def normal_product(v):
             return g_mat @ v
 
         rhs = bt_apply(kty)
 
     def h_apply(g):
         v = b_apply(g)
-        return bt_apply(gram(v) + ridge * (k_mm @ v))
+        return bt_apply(normal_product(v) + ridge * (k_mm @ v))
 
     gamma, it, res = conjugate_gradients(h_apply, rhs, tol=tol, max_iter=max_iter,
                                          what="the Nystrom (Falkon) solve")
@@ -363,7 +407,7 @@ def nystrom_cg(k_nn: KernelOperator, centres: np.ndarray, y: np.ndarray, ridge: 
     t = _upper_cholesky(k_nm[centres], "the centres' kernel K_MM")
     lmat = linalg.solve_triangular(t, k_nm.T, trans="T", check_finite=False).T  # K_nM T^-1
     del k_nm
-    inner = linalg.cho_factor(lmat.T @ lmat + ridge * np.eye(lmat.shape[1]))
+    inner = (cholesky_lower(gram(lmat) + ridge * np.eye(lmat.shape[1])), True)
 
     def precondition(r):
         return (r - lmat @ linalg.cho_solve(inner, lmat.T @ r)) / ridge

@@ -344,3 +344,22 @@ def test_cli_kernel_folder_and_iterative_regression(tmp_path):
                                  "relu", "--depth", "2", "--chunks", "64", "--out",
                                  str(tmp_path / "k.npz")], capture_output=True, text=True)
     assert bad.returncode == 2 and "give --out a folder name" in bad.stderr
+
+
+def test_large_dense_factorisations_go_block_by_block(monkeypatch):
+    """The blocked Cholesky (what n > 4 CHOLESKY_BLOCK uses: the threaded OpenBLAS potrf
+    crashed on 17 000 x 17 000 here) against numpy's solve, through the dense solver."""
+    import hgmntk.solvers as solvers
+
+    monkeypatch.setattr(solvers, "CHOLESKY_BLOCK", 37)
+    x, y, xt = _problem(400)
+    model = _model(ridge=0.05, solver="dense").fit(x, y)
+    k = model.k_train_.ntk
+    want = np.linalg.solve(k + 0.05 * np.eye(400), y)
+    assert np.max(np.abs(model.alpha_ - want)) <= 1e-9 * np.max(np.abs(want))
+    lower = model.factor_[0]
+    assert np.array_equal(lower, np.tril(lower))
+    from hgmntk.regression import _factor
+
+    with pytest.raises(InvalidInputError, match="not positive definite"):
+        _factor(-np.eye(300), 0.0)  # the blocked path refuses an indefinite matrix
