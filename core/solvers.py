@@ -158,32 +158,33 @@ class KernelOperator:
         return np.sum(self._each(v, gram=True), axis=0)
 
     def normal_equations(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(K'K, K'u) in one pass over the tiles, without keeping them: for K beyond the
-        cache (m x m memory; on a cluster, one partial sum per worker)."""
-        if self._tiles is not None or self.client is None:
-            source = self._tiles or None
-            g = np.zeros((self.shape[1], self.shape[1]), order="F")
-            ku = np.zeros((self.shape[1], u.shape[1]))
-            stage = f"{self.label} tiles ({self.shape[0]}x{self.shape[1]}), K'K"
+        """(K'K, K'u) in one pass over freshly computed tiles that are not kept: for K
+        beyond the cache (m x m memory; on a cluster, one partial sum per worker)."""
+        m = self.shape[1]
+        if self.client is None:
+            g = np.zeros((m, m), order="F")
+            ku = np.zeros((m, u.shape[1]))
+            stage = f"{self.label} tiles ({self.shape[0]}x{m}), K'K"
             for k, (r0, r1) in enumerate(self.rows):
-                tile = (source[k] if source is not None else
-                        _row_tile(self.spec, self.which, self.x[r0:r1], self.z))
+                tile = _row_tile(self.spec, self.which, self.x[r0:r1], self.z)
                 _accumulate(g, ku, tile, u[r0:r1])
                 if self.progress is not None:
                     self.progress(stage, k + 1, len(self.rows))
-            self.passes += source is None
-            return _symmetrised(g), ku
-        workers = max(1, len(self.client.scheduler_info()["workers"]))
-        zf = self.client.scatter(self.z, broadcast=True, hash=False)
-        groups = [self.rows[k::workers] for k in range(workers)]
-        parts = self.client.gather([
-            self.client.submit(_normal_part, self.spec, self.which,
-                               [self.x[r0:r1] for r0, r1 in grp], zf,
-                               [u[r0:r1] for r0, r1 in grp], pure=False)
-            for grp in groups if grp])
+        else:
+            workers = max(1, len(self.client.scheduler_info()["workers"]))
+            zf = self.client.scatter(self.z, broadcast=True, hash=False)
+            groups = [grp for grp in (self.rows[k::workers] for k in range(workers)) if grp]
+            parts = self.client.gather([
+                self.client.submit(_normal_part, self.spec, self.which,
+                                   [self.x[r0:r1] for r0, r1 in grp], zf,
+                                   [u[r0:r1] for r0, r1 in grp], pure=False)
+                for grp in groups])
+            g, ku = parts[0]
+            for g_part, ku_part in parts[1:]:
+                g += g_part
+                ku += ku_part
         self.passes += 1
-        g = np.sum([p[0] for p in parts], axis=0)
-        return _symmetrised(g), np.sum([p[1] for p in parts], axis=0)
+        return _symmetrised(g), ku
 
     def columns(self, idx: np.ndarray) -> np.ndarray:
         """K[:, idx] (from the tiles)."""
