@@ -39,6 +39,7 @@ solves with a Cholesky factorisation of the regularised training kernel.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -179,6 +180,9 @@ def _check_targets(y, n: int) -> np.ndarray:
         raise InvalidInputError("y contains NaN or infinite values; clean the targets first")
     return arr
 
+
+#: How long fit and predict wait for a Dask scheduler given by its address.
+CONNECT_TIMEOUT = "20s"
 
 #: ridge="loo" tries lam = mean(diag K) * 10^p for these p.
 LOO_EXPONENTS = np.arange(-9.0, 1.01, 0.5)
@@ -396,17 +400,26 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
             raise InvalidInputError(f"centres must be an integer >= 1, got {m!r}")
         return min(int(m), n)
 
-    def _client(self):
-        """The Dask client to run tiles on (a Client, or one connected to an address)."""
+    @contextlib.contextmanager
+    def _connected(self):
+        """The Dask client to run tiles on: the one given, or one connected to the given
+        scheduler address for the duration of the call (and closed after it)."""
         if self.client is None or not isinstance(self.client, str):
-            return self.client
+            yield self.client
+            return
         try:
             from dask.distributed import Client
         except ImportError as exc:
             raise InvalidInputError(
                 "a Dask scheduler address needs dask.distributed: pip install 'hgmntk[dask]'"
             ) from exc
-        return Client(self.client)
+        try:
+            client = Client(self.client, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InvalidInputError(
+                f"cannot reach the Dask scheduler at {self.client}: {exc}") from exc
+        with client:
+            yield client
 
     def _operator(self, x, z, client, report, label):
         spec = kernel_spec(self.activation, self.depth, self.w_std, self.b_std, self.method)
@@ -456,20 +469,21 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         n = X.shape[0]
         m = self._centres(n)
         idx = pick_centres(n, m, self.random_state)
-        client = self._client()
         report, close = reporter(self.progress, "hgmntk fit")
         try:
-            if solver == "nystrom":
-                op = self._operator(X, X[idx], client, report, "K(X, centres)")
-                k_mm = op.spec.tile(X[idx])[op.which]
-                alpha, rep = falkon(op, k_mm, y, ridge, tol=self.tol, max_iter=self.max_iter)
-                self.expansion_ = X[idx]
-            else:
-                op = self._operator(X, X, client, report, "K(X, X)")
-                alpha, rep = nystrom_cg(op, idx, y, ridge, tol=self.tol,
+            with self._connected() as client:
+                if solver == "nystrom":
+                    op = self._operator(X, X[idx], client, report, "K(X, centres)")
+                    k_mm = op.spec.tile(X[idx])[op.which]
+                    alpha, rep = falkon(op, k_mm, y, ridge, tol=self.tol,
                                         max_iter=self.max_iter)
-                self.expansion_ = X
-            op.release()
+                    self.expansion_ = X[idx]
+                else:
+                    op = self._operator(X, X, client, report, "K(X, X)")
+                    alpha, rep = nystrom_cg(op, idx, y, ridge, tol=self.tol,
+                                            max_iter=self.max_iter)
+                    self.expansion_ = X
+                op.release()
         finally:
             close()
         self.X_, self.y_, self.n_features_in_ = X, y, X.shape[1]
@@ -511,9 +525,10 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 raise InvalidInputError(self._dense_only("return_std=True"))
             report, close = reporter(self.progress, "hgmntk predict")
             try:
-                op = self._operator(X, self.expansion_, self._client(), report, "K(X, fit)")
-                op.cache = False
-                return op.matmat(self.alpha_)
+                with self._connected() as client:
+                    op = self._operator(X, self.expansion_, client, report, "K(X, fit)")
+                    op.cache = False
+                    return op.matmat(self.alpha_)
             finally:
                 close()
         cross = self._kernels(X, self.X_)

@@ -78,6 +78,22 @@ def _tile_product(tile: np.ndarray, v: np.ndarray, gram: bool) -> np.ndarray:
     return tile.T @ u if gram else u
 
 
+def _fresh_tile_product(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray,
+                        v: np.ndarray, gram: bool) -> np.ndarray:
+    """_tile_product of a tile computed here and dropped."""
+    return _tile_product(_row_tile(spec, which, x, z), v, gram)
+
+
+def _columns_of(tile: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return tile[:, idx]
+
+
+def _fresh_columns(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray,
+                   idx: np.ndarray) -> np.ndarray:
+    """Columns idx of a tile computed here and dropped."""
+    return _row_tile(spec, which, x, z)[:, idx]
+
+
 class KernelOperator:
     """The n x m matrix K(X, Z) of one kernel (``"nngp"`` or ``"ntk"``), in row tiles.
 
@@ -142,6 +158,19 @@ class KernelOperator:
         return tiles
 
     def _each(self, v: np.ndarray, gram: bool) -> list[np.ndarray]:
+        """Per tile: tile v, or tile'(tile v).  Tiles that are not cached are computed,
+        used and dropped one at a time (here) or inside one task each (on a cluster), so
+        memory holds a tile, never the matrix."""
+        if not self.cache and self._tiles is None:
+            self.passes += 1
+            if self.client is None:
+                return [_tile_product(_row_tile(self.spec, self.which, self.x[r0:r1], self.z),
+                                      v, gram) for r0, r1 in self.rows]
+            zf = self.client.scatter(self.z, broadcast=True, hash=False)
+            vf = self.client.scatter(v, broadcast=True, hash=False)
+            return self.client.gather([
+                self.client.submit(_fresh_tile_product, self.spec, self.which, self.x[r0:r1],
+                                   zf, vf, gram, pure=False) for r0, r1 in self.rows])
         tiles = self.tiles()
         if self.client is None:
             return [_tile_product(t, v, gram) for t in tiles]
@@ -187,11 +216,24 @@ class KernelOperator:
         return _symmetrised(g), ku
 
     def columns(self, idx: np.ndarray) -> np.ndarray:
-        """K[:, idx] (from the tiles)."""
-        tiles = self.tiles()
-        if self.client is not None:
-            tiles = self.client.gather(tiles)
-        return np.concatenate([t[:, idx] for t in tiles])
+        """K[:, idx] (from the cached tiles, or from tiles computed one at a time)."""
+        if self.client is None:
+            if self._tiles is not None or self.cache:
+                return np.concatenate([t[:, idx] for t in self.tiles()])
+            self.passes += 1
+            return np.concatenate([
+                _row_tile(self.spec, self.which, self.x[r0:r1], self.z)[:, idx]
+                for r0, r1 in self.rows])
+        if self._tiles is not None or self.cache:
+            parts = [self.client.submit(_columns_of, t, idx, pure=False)
+                     for t in self.tiles()]
+        else:
+            self.passes += 1
+            zf = self.client.scatter(self.z, broadcast=True, hash=False)
+            parts = [self.client.submit(_fresh_columns, self.spec, self.which,
+                                        self.x[r0:r1], zf, idx, pure=False)
+                     for r0, r1 in self.rows]
+        return np.concatenate(self.client.gather(parts))
 
     def release(self) -> None:
         """Forget the cached tiles (here or on the cluster)."""

@@ -363,3 +363,38 @@ def test_large_dense_factorisations_go_block_by_block(monkeypatch):
 
     with pytest.raises(InvalidInputError, match="not positive definite"):
         _factor(-np.eye(300), 0.0)  # the blocked path refuses an indefinite matrix
+
+
+def test_tiles_beyond_the_cache_are_never_all_held(client):
+    """With nothing cached, every product computes, uses and drops one tile at a time
+    (here and on a cluster), and gives the cached operator's values."""
+    from hgmntk.solvers import KernelOperator
+    from hgmntk.tiles import kernel_spec
+
+    spec = kernel_spec("relu", 2, 1.5, 0.05)
+    x, z = _inputs(300), _inputs(120, seed=4)
+    v = np.random.default_rng(9).standard_normal((120, 2))
+    idx = np.array([0, 7, 33, 119])
+    kept = KernelOperator(spec, "ntk", x, z, tile=64)
+    want = (kept.matmat(v), kept.gram(v), kept.columns(idx))
+    assert kept.passes == 1
+    for where in (None, client):
+        fresh = KernelOperator(spec, "ntk", x, z, tile=64, client=where, cache_gib=1e-9)
+        got = (fresh.matmat(v), fresh.gram(v), fresh.columns(idx))
+        assert fresh._tiles is None and fresh.passes == 3
+        for a, b in zip(got, want):
+            assert np.allclose(a, b, rtol=1e-14, atol=0)
+
+
+def test_a_scheduler_address_connects_for_the_call_and_an_unreachable_one_is_clear(
+        client, monkeypatch):
+    import hgmntk.regression as regression
+
+    monkeypatch.setattr(regression, "CONNECT_TIMEOUT", "2s")
+    x, y, xt = _problem(200)
+    address = client.scheduler.address
+    here = _model(ridge=0.1, solver="nystrom", centres=50).fit(x, y).predict(xt)
+    there = _model(ridge=0.1, solver="nystrom", centres=50, client=address).fit(x, y)
+    assert np.max(np.abs(there.predict(xt) - here)) <= 1e-9 * np.max(np.abs(here))
+    with pytest.raises(InvalidInputError, match="cannot reach the Dask scheduler"):
+        _model(ridge=0.1, solver="nystrom", client="tcp://127.0.0.1:9").fit(x, y)
