@@ -215,11 +215,26 @@ def _tiles(spec, x1, x2, size, todo, client):
 
     x1f = client.scatter(x1, broadcast=True, hash=False)
     x2f = None if x2 is None else client.scatter(x2, broadcast=True, hash=False)
-    futures = {client.submit(compute_tile, spec, x1f, x2f, size, i, j, pure=False): (i, j)
-               for i, j in todo}
-    for future in as_completed(futures):
-        yield futures[future], future.result()
+    # a window of tasks in flight: finished tiles wait in the workers' memory until they
+    # are written here, so at most ``window`` of them, whatever the size of the matrix
+    window = 2 * max(1, len(client.scheduler_info()["workers"]))
+    pending = iter(todo)
+    running = as_completed()
+    where = {}
+
+    def submit() -> None:
+        tile = next(pending, None)
+        if tile is not None:
+            future = client.submit(compute_tile, spec, x1f, x2f, size, *tile, pure=False)
+            where[future.key] = tile
+            running.add(future)
+
+    for _ in range(window):
+        submit()
+    for future in running:
+        yield where.pop(future.key), future.result()
         future.release()
+        submit()
 
 
 def load_kernels(path: str | os.PathLike) -> Kernels:
