@@ -90,3 +90,42 @@ def test_derive_with_a_cas_failing_mid_derivation(tmp_path, backend, program, mo
     left = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()) \
         if data.exists() else []
     assert left == [], left
+
+
+def test_sigterm_mid_derivation_leaves_no_cas_process_or_folder(tmp_path):
+    """SIGTERM to `hgmntk derive` while the CAS runs: the CAS process group is killed, the
+    temporary folders go, and the command exits with 143 and one line."""
+    bin_dir = _fake_bin(tmp_path, "Singular", "hang")
+    fake = bin_dir / "Singular"
+    marker = tmp_path / "cas.pid"
+    fake.write_text(fake.read_text().replace(
+        'elif MODE == "hang":',
+        f'elif MODE == "hang":\n    open({str(marker)!r}, "w").write(str(os.getpid()))', 1))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HGMNTK_SINGULAR", "HGMNTK_M2", "HGMNTK_CAS_BACKEND")}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", TMPDIR=str(scratch),
+               HGMNTK_DATA_DIR=str(tmp_path / "data"), HGMNTK_CAS_TIMEOUT="120")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hgmntk", "derive", "Heaviside(u)*u**2", "--name", "faulty",
+         "--backend", "singular"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), "the fake CAS never started"
+    time.sleep(0.2)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "hgmntk: terminated" in err and "Traceback" not in err, err
+    cas = int(marker.read_text())
+    for _ in range(100):
+        try:
+            os.kill(cas, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the CAS process {cas} outlived hgmntk")
+    assert sorted(p.name for p in scratch.iterdir()) == []

@@ -18,7 +18,8 @@ Every mistake a user can make (unknown names, bad numbers, missing or malformed 
 stderr and makes :func:`main` return 2, without a traceback.  An unexpected exception (a
 bug) is reported in one line with exit status 1; ``HGMNTK_TRACEBACK=1`` shows its
 traceback.  Output files are written to a temporary file in the destination folder and
-renamed into place, so an interrupted run never leaves a half-written file behind.
+renamed into place, so an interrupted run never leaves a half-written file behind.  SIGTERM
+unwinds like Ctrl-C (a CAS child is killed, temporary folders removed) and exits with 143.
 
 Input matrices (``--x1``, ``--train-y``, ...) are NumPy ``.npy`` files or comma-separated
 text (one row per line; a first line that is not numeric is taken as a header and skipped).
@@ -38,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,11 +126,20 @@ def _internal_error(exc: Exception, err: TextIO) -> int:
     return EXIT_INTERNAL
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (``finally``, ``except
+    BaseException``: a CAS child killed, temporary folders removed) runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     0 on success, 2 for a user mistake (``hgmntk: error: ...`` on stderr), 1 for an
-    internal error, 130 when interrupted.
+    internal error, 130 when interrupted, 143 when terminated (SIGTERM).
 
     Examples
     --------
@@ -153,6 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
         print(f"{PROG}: warning: {message}", file=err)
 
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args, out, err, show)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, out, err, show) -> int:
+    """Run the parsed command; exceptions become exit statuses (see :func:`main`)."""
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:
@@ -169,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=err)
             return 130
+        except _Terminated:
+            print(f"{PROG}: terminated", file=err)
+            return 143
         except Exception as exc:  # a bug in hgmntk or a plugin, not a user mistake
             if os.environ.get("HGMNTK_TRACEBACK"):
                 raise
