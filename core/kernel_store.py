@@ -22,6 +22,7 @@ import numpy as np
 
 from .deep_kernels import Kernels, check_inputs
 from .errors import InvalidInputError
+from .files import atomic_write
 from .progress import ProgressCallback, reporter
 from .tiles import DEFAULT_TILE, KernelSpec, check_tile, compute_tile, kernel_spec, tile_grid
 
@@ -54,14 +55,9 @@ def _read_meta(folder: Path) -> dict | None:
         return None
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a small file durably (temporary sibling, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def _write_json(path: Path, data: dict) -> None:
+    """Write a small JSON file whole or not at all."""
+    atomic_write(path, lambda fh: json.dump(data, fh, indent=1), binary=False)
 
 
 def _done_tiles(log: Path) -> set[tuple[int, int]]:
@@ -129,7 +125,7 @@ def _open_partial(partial: Path, meta: dict, shape: tuple[int, int]) -> list[_Np
         return files
     partial.mkdir(parents=True)
     files = [_NpyFile(partial / f"{n}.npy", shape) for n in NAMES]
-    _write_text(partial / "meta.json", json.dumps(meta, indent=1))
+    _write_json(partial / "meta.json", meta)
     return files
 
 
@@ -198,7 +194,7 @@ def write_kernels(
         close()
         for arr in arrays:
             arr.close()
-    _write_text(partial / "meta.json", json.dumps({**meta, "complete": True}, indent=1))
+    _write_json(partial / "meta.json", {**meta, "complete": True})
     log.unlink()
     os.replace(partial, final)
     return final

@@ -22,6 +22,9 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
+from ..files import atomic_write  # noqa: F401 - importable from here, as before
+from ..files import umask as _umask
+
 PROG = "hgmntk"
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -81,34 +84,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return str(obj)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool = True) -> Path:
-    """Write a file through ``write(fileobj)`` into a temporary sibling, then rename it."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CLIError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-        ) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def check_output_path(path: str, suffixes: Sequence[str], option: str) -> Path:
