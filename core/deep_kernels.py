@@ -90,6 +90,18 @@ def check_inputs(x, name: str) -> np.ndarray:
     return arr
 
 
+def check_input_pair(x1, x2) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x1, x2) checked by :func:`check_inputs` (x2 None stays None), with as many
+    features (columns) each."""
+    x1 = check_inputs(x1, "x1")
+    x2 = None if x2 is None else check_inputs(x2, "x2")
+    if x2 is not None and x2.shape[1] != x1.shape[1]:
+        raise InvalidInputError(
+            f"x1 has {x1.shape[1]} features but x2 has {x2.shape[1]}; they must match"
+        )
+    return x1, x2
+
+
 def _check_params(depth, w_std, b_std) -> tuple[int, float, float]:
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise InvalidInputError(f"depth must be an integer >= 1, got {depth!r}")
@@ -282,11 +294,7 @@ def _tiled(x1, x2, activation, depth, w_std, b_std, method, rtol, options, chunk
     except ImportError:
         raise InvalidInputError("chunks=... needs Dask: pip install 'hgmntk[dask]'") from None
     spec = kernel_spec(activation, depth, w_std, b_std, method)
-    x1 = check_inputs(x1, "x1")
-    x2 = None if x2 is None else check_inputs(x2, "x2")
-    if x2 is not None and x2.shape[1] != x1.shape[1]:
-        raise InvalidInputError(
-            f"x1 has {x1.shape[1]} features but x2 has {x2.shape[1]}; they must match")
+    x1, x2 = check_input_pair(x1, x2)
     nngp, ntk = dask_kernels(spec, x1, x2, check_tile(chunks))
     return Kernels(nngp, ntk, spec.activation, spec.depth, spec.w_std, spec.b_std,
                    f"{method} (tiles of {chunks})", -1)
@@ -501,13 +509,9 @@ def _layers_reported(x1, x2, activation, depth, w_std, b_std, method, rtol, opti
                      report):
     act = get_activation(activation, method)
     depth, w_std, b_std = _check_params(depth, w_std, b_std)
-    x1 = check_inputs(x1, "x1")
+    x1, x2 = check_input_pair(x1, x2)
     symmetric = x2 is None
-    x2a = x1 if symmetric else check_inputs(x2, "x2")
-    if x2a.shape[1] != x1.shape[1]:
-        raise InvalidInputError(
-            f"x1 has {x1.shape[1]} features but x2 has {x2a.shape[1]}; they must match"
-        )
+    x2a = x1 if symmetric else x2
     n1, n2 = x1.shape[0], x2a.shape[0]
     ld = np.longdouble
     w2, b2 = ld(w_std) ** 2, ld(b_std) ** 2

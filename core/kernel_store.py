@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .deep_kernels import Kernels, check_inputs
+from .deep_kernels import Kernels, check_input_pair
 from .errors import InvalidInputError
 from .files import atomic_write
 from .progress import ProgressCallback, reporter
@@ -153,11 +153,7 @@ def write_kernels(
     """
     spec = kernel_spec(activation, depth, w_std, b_std, method)
     size = check_tile(chunks)
-    x1 = check_inputs(x1, "x1")
-    x2 = None if x2 is None else check_inputs(x2, "x2")
-    if x2 is not None and x2.shape[1] != x1.shape[1]:
-        raise InvalidInputError(
-            f"x1 has {x1.shape[1]} features but x2 has {x2.shape[1]}; they must match")
+    x1, x2 = check_input_pair(x1, x2)
     final = Path(path)
     meta = _meta(spec, x1, x2, size)
     if final.exists():

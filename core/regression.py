@@ -474,7 +474,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
             with self._connected() as client:
                 if solver == "nystrom":
                     op = self._operator(X, X[idx], client, report, "K(X, centres)")
-                    k_mm = op.spec.tile(X[idx])[op.which]
+                    k_mm = getattr(op.spec.kernels(X[idx]), self.kernel)
                     alpha, rep = falkon(op, k_mm, y, ridge, tol=self.tol,
                                         max_iter=self.max_iter)
                     self.expansion_ = X[idx]

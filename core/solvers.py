@@ -63,13 +63,9 @@ class SolveReport:
     centres: int = 0
 
 
-def _which(kernel: str) -> int:
-    return {"nngp": 0, "ntk": 1}[kernel]
-
-
-def _row_tile(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """K(x, z) of the chosen kernel (0: NNGP, 1: NTK)."""
-    return spec.tile(x, z)[which]
+def _row_tile(spec: KernelSpec, which: str, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """K(x, z) of the chosen kernel ("nngp" or "ntk")."""
+    return getattr(spec.kernels(x, z), which)
 
 
 def _tile_product(tile: np.ndarray, v: np.ndarray, gram: bool) -> np.ndarray:
@@ -78,20 +74,19 @@ def _tile_product(tile: np.ndarray, v: np.ndarray, gram: bool) -> np.ndarray:
     return tile.T @ u if gram else u
 
 
-def _fresh_tile_product(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray,
-                        v: np.ndarray, gram: bool) -> np.ndarray:
-    """_tile_product of a tile computed here and dropped."""
-    return _tile_product(_row_tile(spec, which, x, z), v, gram)
+def _transposed_product(tile: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """tile' part."""
+    return tile.T @ part
 
 
 def _columns_of(tile: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return tile[:, idx]
 
 
-def _fresh_columns(spec: KernelSpec, which: int, x: np.ndarray, z: np.ndarray,
-                   idx: np.ndarray) -> np.ndarray:
-    """Columns idx of a tile computed here and dropped."""
-    return _row_tile(spec, which, x, z)[:, idx]
+def _on_fresh_tile(fn: Callable, spec: KernelSpec, which: str, x: np.ndarray,
+                   z: np.ndarray, *args) -> np.ndarray:
+    """fn(tile, *args) of a tile computed here and dropped."""
+    return fn(_row_tile(spec, which, x, z), *args)
 
 
 class KernelOperator:
@@ -108,7 +103,9 @@ class KernelOperator:
     def __init__(self, spec: KernelSpec, kernel: str, x: np.ndarray, z: np.ndarray, *,
                  tile: int | None = None, client=None, cache_gib: float = 4.0,
                  progress: ProgressCallback | None = None, label: str = "K") -> None:
-        self.spec, self.which = spec, _which(kernel)
+        if kernel not in ("nngp", "ntk"):
+            raise InvalidInputError(f"kernel must be 'nngp' or 'ntk', got {kernel!r}")
+        self.spec, self.which = spec, kernel
         self.x, self.z = x, z
         if tile is None:  # about TILE_ENTRIES entries a tile
             tile = max(1, TILE_ENTRIES // max(z.shape[0], 1))
@@ -157,34 +154,44 @@ class KernelOperator:
             self._tiles = tiles
         return tiles
 
-    def _each(self, v: np.ndarray, gram: bool) -> list[np.ndarray]:
-        """Per tile: tile v, or tile'(tile v).  Tiles that are not cached are computed,
-        used and dropped one at a time (here) or inside one task each (on a cluster), so
-        memory holds a tile, never the matrix."""
-        if not self.cache and self._tiles is None:
-            self.passes += 1
-            if self.client is None:
-                return [_tile_product(_row_tile(self.spec, self.which, self.x[r0:r1], self.z),
-                                      v, gram) for r0, r1 in self.rows]
-            zf = self.client.scatter(self.z, broadcast=True, hash=False)
-            vf = self.client.scatter(v, broadcast=True, hash=False)
-            return self.client.gather([
-                self.client.submit(_fresh_tile_product, self.spec, self.which, self.x[r0:r1],
-                                   zf, vf, gram, pure=False) for r0, r1 in self.rows])
-        tiles = self.tiles()
+    def _map(self, fn: Callable, *shared, each: list | None = None) -> list:
+        """[fn(tile_k, *each[k], *shared)] over the row tiles.  Cached tiles are used as
+        they are; tiles that are not cached are computed, used and dropped one at a time
+        (here) or inside one task each (on a cluster), so memory holds a tile, never the
+        matrix."""
+        each = each if each is not None else [()] * len(self.rows)
+        fresh = not self.cache and self._tiles is None
         if self.client is None:
-            return [_tile_product(t, v, gram) for t in tiles]
-        vf = self.client.scatter(v, broadcast=True, hash=False)
-        return self.client.gather(
-            [self.client.submit(_tile_product, t, vf, gram, pure=False) for t in tiles])
+            if fresh:
+                self.passes += 1
+                return [_on_fresh_tile(fn, self.spec, self.which, self.x[r0:r1], self.z,
+                                       *e, *shared) for (r0, r1), e in zip(self.rows, each)]
+            return [fn(t, *e, *shared) for t, e in zip(self.tiles(), each)]
+        shared = tuple(self.client.scatter(a, broadcast=True, hash=False)
+                       if isinstance(a, np.ndarray) else a for a in shared)
+        if fresh:
+            self.passes += 1
+            zf = self.client.scatter(self.z, broadcast=True, hash=False)
+            futures = [self.client.submit(_on_fresh_tile, fn, self.spec, self.which,
+                                          self.x[r0:r1], zf, *e, *shared, pure=False)
+                       for (r0, r1), e in zip(self.rows, each)]
+        else:
+            futures = [self.client.submit(fn, t, *e, *shared, pure=False)
+                       for t, e in zip(self.tiles(), each)]
+        return self.client.gather(futures)
 
     def matmat(self, v: np.ndarray) -> np.ndarray:
         """K v (v: m x k)."""
-        return np.concatenate(self._each(v, gram=False))
+        return np.concatenate(self._map(_tile_product, v, False))
 
     def gram(self, v: np.ndarray) -> np.ndarray:
         """K' (K v) in one pass over the tiles."""
-        return np.sum(self._each(v, gram=True), axis=0)
+        return np.sum(self._map(_tile_product, v, True), axis=0)
+
+    def rmatmat(self, u: np.ndarray) -> np.ndarray:
+        """K' u (u: n x k) in one pass over the tiles."""
+        return np.sum(self._map(_transposed_product,
+                                each=[(u[r0:r1],) for r0, r1 in self.rows]), axis=0)
 
     def normal_equations(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K'K, K'u) in one pass over freshly computed tiles that are not kept: for K
@@ -216,24 +223,8 @@ class KernelOperator:
         return _symmetrised(g), ku
 
     def columns(self, idx: np.ndarray) -> np.ndarray:
-        """K[:, idx] (from the cached tiles, or from tiles computed one at a time)."""
-        if self.client is None:
-            if self._tiles is not None or self.cache:
-                return np.concatenate([t[:, idx] for t in self.tiles()])
-            self.passes += 1
-            return np.concatenate([
-                _row_tile(self.spec, self.which, self.x[r0:r1], self.z)[:, idx]
-                for r0, r1 in self.rows])
-        if self._tiles is not None or self.cache:
-            parts = [self.client.submit(_columns_of, t, idx, pure=False)
-                     for t in self.tiles()]
-        else:
-            self.passes += 1
-            zf = self.client.scatter(self.z, broadcast=True, hash=False)
-            parts = [self.client.submit(_fresh_columns, self.spec, self.which,
-                                        self.x[r0:r1], zf, idx, pure=False)
-                     for r0, r1 in self.rows]
-        return np.concatenate(self.client.gather(parts))
+        """K[:, idx]."""
+        return np.concatenate(self._map(_columns_of, idx))
 
     def release(self) -> None:
         """Forget the cached tiles (here or on the cluster)."""
@@ -258,7 +249,7 @@ def _symmetrised(g: np.ndarray) -> np.ndarray:
     return g
 
 
-def _normal_part(spec: KernelSpec, which: int, xs: list, z: np.ndarray,
+def _normal_part(spec: KernelSpec, which: str, xs: list, z: np.ndarray,
                  us: list) -> tuple[np.ndarray, np.ndarray]:
     """(sum tile' tile, sum tile' u) over the row tiles xs (one worker's share)."""
     g = np.zeros((z.shape[0], z.shape[0]), order="F")
@@ -402,7 +393,7 @@ def falkon(k_nm: KernelOperator, k_mm: np.ndarray, y: np.ndarray, ridge: float, 
         def normal_product(v):
             return k_nm.gram(v)
 
-        rhs = bt_apply(np.sum(_rmat(k_nm, y2), axis=0))
+        rhs = bt_apply(k_nm.rmatmat(y2))
     else:  # one pass: G = K_nM' K_nM (m x m) and K_nM' y, then iterations on G
         g_mat, kty = k_nm.normal_equations(y2)
 
@@ -419,20 +410,6 @@ def falkon(k_nm: KernelOperator, k_mm: np.ndarray, y: np.ndarray, ridge: float, 
                                          what="the Nystrom (Falkon) solve")
     beta = b_apply(gamma)
     return beta.reshape((m,) + y.shape[1:]), SolveReport("nystrom", it, res, tol, m)
-
-
-def _rmat(k: KernelOperator, u: np.ndarray) -> list[np.ndarray]:
-    """The per-tile terms of K' u (u: n x k)."""
-    tiles = k.tiles()
-    parts = [u[r0:r1] for r0, r1 in k.rows]
-    if k.client is None:
-        return [t.T @ p for t, p in zip(tiles, parts)]
-    return k.client.gather([k.client.submit(_rmat_tile, t, p, pure=False)
-                            for t, p in zip(tiles, parts)])
-
-
-def _rmat_tile(tile: np.ndarray, part: np.ndarray) -> np.ndarray:
-    return tile.T @ part
 
 
 def nystrom_cg(k_nn: KernelOperator, centres: np.ndarray, y: np.ndarray, ridge: float, *,

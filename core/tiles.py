@@ -35,13 +35,17 @@ class KernelSpec:
     b_std: float = 0.0
     method: str = "auto"
 
-    def tile(self, x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
-        """The stacked (NNGP, NTK) block of shape (2, n1, n2) of ``kernels(x1, x2, ...)``
-        (x2 None: the symmetric block of x1 with itself)."""
+    def kernels(self, x1: np.ndarray, x2: np.ndarray | None = None):
+        """``hgmntk.kernels(x1, x2, ...)`` of this spec, silently (x2 None: the symmetric
+        block of x1 with itself)."""
         from .deep_kernels import kernels
 
-        k = kernels(x1, x2, activation=self.activation, depth=self.depth, w_std=self.w_std,
-                    b_std=self.b_std, method=self.method, progress=False)
+        return kernels(x1, x2, activation=self.activation, depth=self.depth,
+                       w_std=self.w_std, b_std=self.b_std, method=self.method, progress=False)
+
+    def tile(self, x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
+        """The stacked (NNGP, NTK) block of shape (2, n1, n2) of :meth:`kernels`."""
+        k = self.kernels(x1, x2)
         return np.stack([k.nngp, k.ntk])
 
     def as_dict(self) -> dict:
@@ -130,5 +134,5 @@ def dask_kernels(spec: KernelSpec, x1: np.ndarray, x2: np.ndarray | None, size: 
                                         dtype=float).transpose(0, 2, 1)
             row.append(block)
         blocks.append(row)
-    both = da.block([[b for b in row] for row in blocks])
+    both = da.block(blocks)
     return both[0], both[1]
