@@ -39,7 +39,6 @@ solves with a Cholesky factorisation of the regularised training kernel.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -49,17 +48,16 @@ from .deep_kernels import check_inputs, kernel_diagonal, kernels
 from .errors import HgmntkError, InvalidInputError
 from .progress import reporter
 from .solvers import (
-    AUTO_DENSE_MAX,
     DEFAULT_CENTRES,
-    SOLVERS,
     KernelOperator,
     SolveReport,
     cholesky_lower,
+    chosen_solver,
     falkon,
     nystrom_cg,
     pick_centres,
 )
-from .tiles import check_tile, kernel_spec
+from .tiles import check_tile, connected, kernel_spec
 
 try:  # scikit-learn is optional: pip install "hgmntk[sklearn]"
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -180,9 +178,6 @@ def _check_targets(y, n: int) -> np.ndarray:
         raise InvalidInputError("y contains NaN or infinite values; clean the targets first")
     return arr
 
-
-#: How long fit and predict wait for a Dask scheduler given by its address.
-CONNECT_TIMEOUT = "20s"
 
 #: ridge="loo" tries lam = mean(diag K) * 10^p for these p.
 LOO_EXPONENTS = np.arange(-9.0, 1.01, 0.5)
@@ -370,12 +365,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
 
     def _solver(self, n: int, ridge: float | None) -> str:
         """The solver to use for n training points (checked)."""
-        if self.solver not in SOLVERS:
-            raise InvalidInputError(
-                f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        solver = self.solver
-        if solver == "auto":
-            solver = "dense" if n <= AUTO_DENSE_MAX else "nystrom"
+        solver = chosen_solver(self.solver, n)
         if solver != "dense":
             if ridge is None:
                 raise InvalidInputError(
@@ -399,27 +389,6 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise InvalidInputError(f"centres must be an integer >= 1, got {m!r}")
         return min(int(m), n)
-
-    @contextlib.contextmanager
-    def _connected(self):
-        """The Dask client to run tiles on: the one given, or one connected to the given
-        scheduler address for the duration of the call (and closed after it)."""
-        if self.client is None or not isinstance(self.client, str):
-            yield self.client
-            return
-        try:
-            from dask.distributed import Client
-        except ImportError as exc:
-            raise InvalidInputError(
-                "a Dask scheduler address needs dask.distributed: pip install 'hgmntk[dask]'"
-            ) from exc
-        try:
-            client = Client(self.client, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InvalidInputError(
-                f"cannot reach the Dask scheduler at {self.client}: {exc}") from exc
-        with client:
-            yield client
 
     def _operator(self, x, z, client, report, label):
         spec = kernel_spec(self.activation, self.depth, self.w_std, self.b_std, self.method)
@@ -471,7 +440,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         idx = pick_centres(n, m, self.random_state)
         report, close = reporter(self.progress, "hgmntk fit")
         try:
-            with self._connected() as client:
+            with connected(self.client) as client:
                 if solver == "nystrom":
                     op = self._operator(X, X[idx], client, report, "K(X, centres)")
                     k_mm = getattr(op.spec.kernels(X[idx]), self.kernel)
@@ -525,7 +494,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 raise InvalidInputError(self._dense_only("return_std=True"))
             report, close = reporter(self.progress, "hgmntk predict")
             try:
-                with self._connected() as client:
+                with connected(self.client) as client:
                     op = self._operator(X, self.expansion_, client, report, "K(X, fit)")
                     op.cache = False
                     return op.matmat(self.alpha_)

@@ -42,6 +42,16 @@ SOLVERS = ("auto", "dense", "cg", "nystrom")
 #: the NNGP take 3 x 8 n^2 bytes: 2.4 GB here) and uses ``nystrom`` above.
 AUTO_DENSE_MAX = 10_000
 
+def chosen_solver(solver: str, n: int) -> str:
+    """The solver that ``solver`` (a name of :data:`SOLVERS`) means for n training points:
+    ``auto`` is ``dense`` up to :data:`AUTO_DENSE_MAX`, ``nystrom`` above."""
+    if solver not in SOLVERS:
+        raise InvalidInputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if solver == "auto":
+        return "dense" if n <= AUTO_DENSE_MAX else "nystrom"
+    return solver
+
+
 #: Centres of ``nystrom`` (and of ``cg``'s preconditioner) unless given: min(n, this).
 DEFAULT_CENTRES = 5_000
 

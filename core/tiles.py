@@ -12,6 +12,7 @@ plugin registry, like the local process does.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -73,6 +74,31 @@ def kernel_spec(activation: str | Activation, depth: int, w_std: float = 1.0,
             "registered name (hgmntk activations list), or register it through a plugin"
         )
     return KernelSpec(act.name, depth, w_std, b_std, method)
+
+
+#: How long a connection to a Dask scheduler given by its address may take.
+CONNECT_TIMEOUT = "20s"
+
+
+@contextlib.contextmanager
+def connected(client):
+    """The Dask client to run tiles on: ``client`` itself (a Client, or None), or a Client
+    connected to the scheduler address ``client`` for the duration (closed after it)."""
+    if client is None or not isinstance(client, str):
+        yield client
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InvalidInputError(
+            "a Dask scheduler address needs dask.distributed: pip install 'hgmntk[dask]'"
+        ) from None
+    try:
+        connection = Client(client, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InvalidInputError(f"cannot reach the Dask scheduler at {client}: {exc}") from exc
+    with connection:
+        yield connection
 
 
 def check_tile(tile) -> int:

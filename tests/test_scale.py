@@ -267,15 +267,15 @@ def test_nystrom_with_every_point_a_centre_is_the_dense_solve():
 
 
 def test_auto_switches_to_nystrom_above_the_dense_limit(monkeypatch):
-    import hgmntk.regression as regression
+    import hgmntk.solvers as solvers
 
     x, y, xt = _problem(300)
-    monkeypatch.setattr(regression, "AUTO_DENSE_MAX", 200)
+    monkeypatch.setattr(solvers, "AUTO_DENSE_MAX", 200)
     model = _model(ridge=0.1, centres=80).fit(x, y)
     assert model.solve_report_.solver == "nystrom"
     with pytest.raises(InvalidInputError, match="ridge='loo' needs the dense solver"):
         _model().fit(x, y)
-    monkeypatch.setattr(regression, "AUTO_DENSE_MAX", 10_000)
+    monkeypatch.setattr(solvers, "AUTO_DENSE_MAX", 10_000)
     assert _model(ridge=0.1).fit(x, y).solve_report_.solver == "dense"
 
 
@@ -388,9 +388,9 @@ def test_tiles_beyond_the_cache_are_never_all_held(client):
 
 def test_a_scheduler_address_connects_for_the_call_and_an_unreachable_one_is_clear(
         client, monkeypatch):
-    import hgmntk.regression as regression
+    import hgmntk.tiles as tiles
 
-    monkeypatch.setattr(regression, "CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr(tiles, "CONNECT_TIMEOUT", "2s")
     x, y, xt = _problem(200)
     address = client.scheduler.address
     here = _model(ridge=0.1, solver="nystrom", centres=50).fit(x, y).predict(xt)

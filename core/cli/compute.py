@@ -181,6 +181,8 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def cluster_client(args: argparse.Namespace):
     """A dask.distributed Client for --workers / --scheduler (None without them)."""
+    from ..tiles import connected
+
     if args.workers is None and args.scheduler is None:
         yield None
         return
@@ -190,12 +192,7 @@ def cluster_client(args: argparse.Namespace):
         raise CLIError("--workers and --scheduler need Dask: pip install 'hgmntk[dask]'"
                        ) from None
     if args.scheduler is not None:
-        try:
-            client = Client(args.scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise CLIError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
-                           ) from None
-        with client:
+        with connected(args.scheduler) as client:
             yield client
         return
     if args.workers < 1:
@@ -435,11 +432,9 @@ def cmd_regress(args: argparse.Namespace, out: TextIO) -> int:
             f"{x_train.shape[1]}; both need the same features in the same order"
         )
     if std_path is not None or spread_path is not None:
-        from ..solvers import AUTO_DENSE_MAX
+        from ..solvers import chosen_solver
 
-        iterative = args.solver in ("cg", "nystrom") or (
-            args.solver == "auto" and x_train.shape[0] > AUTO_DENSE_MAX)
-        if iterative:
+        if chosen_solver(args.solver, x_train.shape[0]) != "dense":
             raise CLIError(
                 "--std-out and --ensemble-std-out need the training kernel's factorisation "
                 "(--solver dense); the iterative solvers give predictions only")
