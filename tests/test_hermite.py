@@ -3,9 +3,10 @@
 Checked against independent values: closed forms to n = 500 (relu, exp, sin, erf, gelu,
 the step's delta, from Gaussian moments of Hermite polynomials),
 40-digit mpmath quadrature at small and moderate n (erf, gelu, resin, elu, and a derived
-expression), and Mehler's expansion sum_n h_n(a) h_n(b) rho^n against the reference duals
-(tests/reference) for every record with a, b <= 3 and |rho| <= 0.9, where 400 terms leave a
-tail below 1e-18.
+expression), 60/80-digit composite quadrature of every h_n to n = 500 for resin and elu
+(tests/reference/hermite.json), and Mehler's expansion sum_n h_n(a) h_n(b) rho^n against
+the reference duals (tests/reference) for every record with a, b <= 3 and |rho| <= 0.9,
+where 400 terms leave a tail below 1e-18.
 """
 
 from __future__ import annotations
@@ -126,17 +127,27 @@ def test_against_quadrature(name, a):
     _close(got, _mp_coefficients(expression, a, ns))
 
 
-def test_large_n_against_the_reference_quadrature():
-    """tests/reference/hermite.json: 40-digit mpmath quadrature at n = 250."""
+@pytest.mark.parametrize("name", ["resin", "elu"])
+def test_up_to_500_against_the_reference_quadrature(name):
+    """tests/reference/hermite.json: every h_n, n <= 500, at variances 1 and 4 by a
+    composite Gauss-Legendre rule at 60 and 80 digits (agreeing to 32), itself checked
+    against adaptive 70/100-digit quadratures of single coefficients at n = 250."""
     import json
 
     from tests.conftest import REFERENCE_DIR
 
-    records = json.loads((REFERENCE_DIR / "hermite.json").read_text())["records"]
-    assert {r["activation"] for r in records} == {"resin", "elu"}
-    for r in records:
-        got = hgmntk.hermite(r["activation"], r["n"], float(r["variance"]))[r["n"]]
-        assert got == pytest.approx(float(mpmath.mpf(r["h"])), rel=1e-13), r
+    data = json.loads((REFERENCE_DIR / "hermite.json").read_text())
+    tables = [t for t in data["tables"] if t["activation"] == name]
+    assert {t["variance"] for t in tables} == {"1", "4"}
+    for t in tables:
+        want = np.array([float(mpmath.mpf(v)) for v in t["h"]])
+        assert want.size == 501 and t["digits"] >= 30
+        _close(hgmntk.hermite(name, 500, float(t["variance"])), want)
+    for r in data["spot_checks"]:  # the two quadrature methods agree
+        if r["activation"] == name:
+            t = next(t for t in tables if t["variance"] == r["variance"])
+            with mpmath.workdps(40):
+                assert abs(mpmath.mpf(t["h"][r["n"]]) / mpmath.mpf(r["h"]) - 1) < 1e-30
 
 
 def test_derivative_against_quadrature():
