@@ -58,7 +58,7 @@ import scipy.special
 
 from .integrator import PairBlock
 from .ld_matmul import matmul
-from .mehler import hermite_function_matrix, horner_shift, level_factor
+from .mehler import hermite_function_matrix, horner_shift, level_factor, level_horner
 
 EPS = float(np.finfo(float).eps)
 LD = np.longdouble
@@ -219,10 +219,14 @@ def _half_line_functions(terms: int, nodes: int, length: float, dtype=float):
 def _rule(terms: int, sqrt_a_max: float) -> tuple[int, float]:
     """(nodes, length) of the half-line rule for ``terms`` coefficients up to variance
     sqrt_a_max^2: the interval covers the Hermite functions' support and the activation's
-    growth; the nodes resolve both oscillations."""
-    length = max(math.sqrt(4 * terms + 2) + 9, 2 * sqrt_a_max + 12)
+    growth; the nodes resolve both oscillations.  sqrt_a_max is first rounded up to a
+    power of 2^(1/8) (at least 1/4), so that nearby variances share one rule: building a
+    rule and its Hermite-function matrix in longdouble costs far more than using it for
+    the few variances of a batch of pairs."""
+    top = 2.0 ** (math.ceil(8 * math.log2(max(sqrt_a_max, 0.25))) / 8)
+    length = max(math.sqrt(4 * terms + 2) + 9, 2 * top + 12)
     length = 4 * math.ceil(length / 4)  # a few sizes, so that the rules are reused
-    return 64 * math.ceil((terms + sqrt_a_max * length + 64) / 64), length
+    return 64 * math.ceil((terms + top * length + 64) / 64), length
 
 
 @dataclass
@@ -295,8 +299,7 @@ class KinkedMehlerDual:
                 m[None, :] / LD(2))
 
     def _moments(self, split, variances, terms, nodes, length, only_h=False):
-        """(h, E[s^2], E[s'^2], E[p^2], E[p'^2], E[r^2], E[r'^2]) by the half-line rules
-        (T and the differences s - p in longdouble); (h,) with ``only_h``."""
+        """(h, E[s^2], E[s'^2]) by the half-line rules; (h,) with ``only_h``."""
         x, sw, phi = _half_line_functions(terms, nodes, length, self.dtype)
         sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
         pos, neg = self._sides(split, sa, x, sw)
@@ -305,10 +308,30 @@ class KinkedMehlerDual:
         if only_h:
             return (h,)
         dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
-        if not np.any(split.taylor):  # the plain series: p = 0, r = s
-            e_ss, e_dsds = _squares(self.dtype, pos, neg), _squares(self.dtype, dpos, dneg)
-            zero = np.zeros_like(e_ss)
-            return h, e_ss, e_dsds, zero, zero, e_ss, e_dsds
+        return h, _squares(self.dtype, pos, neg), _squares(self.dtype, dpos, dneg)
+
+    def _kink_moments(self, split, variances) -> tuple[np.ndarray, np.ndarray]:
+        """(E[p(u)^2], E[p'(u)^2]) for u ~ N(0, a), p = Y T: the quadratic forms
+        sum_(m,l) k_m k_l a^((m+l)/2) mu_(m+l) and sum m l k_m k_l a^((m+l-2)/2)
+        mu_(m+l-2) of the half moments mu_j = E[Y(X) X^j] (exact, longdouble)."""
+        m = np.arange(self.order)
+        mu = _half_moments(2 * self.order)
+        gram = mu[m[:, None] + m[None, :]]  # mu_(m+l)
+        alpha = self._alpha(split, variances)  # k_m a^(m/2)
+        beta = alpha[:, 1:] * m[1:]  # m k_m a^(m/2) = sqrt(a) (m k_m a^((m-1)/2))
+        with np.errstate(all="ignore"):
+            e_pp = np.einsum("im,ml,il->i", alpha, gram, alpha)
+            e_dpdp = np.einsum("im,ml,il->i", beta, gram[:-1, :-1], beta) / np.asarray(
+                variances, dtype=LD)
+        return e_pp.astype(self.dtype), e_dpdp.astype(self.dtype)
+
+    def _rest_moments(self, split, variances, nodes, length):
+        """(E[r^2], E[r'^2]) for r = s - p by the half-line rule, T and the differences in
+        longdouble (they cancel where T is close to the kink)."""
+        x, sw, _ = _half_line_functions(2, nodes, length, self.dtype)
+        sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
+        pos, neg = self._sides(split, sa, x, sw)
+        dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
         k = split.taylor
         u = x[:, None].astype(LD) * np.sqrt(np.asarray(variances, dtype=LD))[None, :]
         poly, dpoly = np.zeros_like(u), np.zeros_like(u)
@@ -318,13 +341,14 @@ class KinkedMehlerDual:
                 dpoly = dpoly * u + j * k[j]
         swl = sw[:, None].astype(LD)
         poly, dpoly = poly * swl, dpoly * swl
-
-        t = self.dtype
-        return (h, _squares(t, pos, neg), _squares(t, dpos, dneg), _squares(t, poly),
-                _squares(t, dpoly), _squares(t, pos - poly, neg), _squares(t, dpos - dpoly, dneg))
+        return (_squares(self.dtype, pos - poly, neg),
+                _squares(self.dtype, dpos - dpoly, dneg))
 
     def _rest(self, split, h, variances, terms):
-        """r = h - q and q (longdouble sums) for these variances."""
+        """r = h - q and q (longdouble sums) for these variances (q = 0 for the plain
+        series: no kink part)."""
+        if not np.any(split.taylor):
+            return h.astype(self.dtype), np.zeros_like(h, dtype=self.dtype)
         q = matmul(self._alpha(split, variances), _rectified_hermite(self.order, terms)).T
         return (h - q).astype(self.dtype), q.astype(self.dtype)
 
@@ -360,12 +384,11 @@ class KinkedMehlerDual:
         r = s), for the plain series at moderate |rho|."""
         probe = np.unique(np.quantile(variances, np.linspace(0, 1, 9), method="nearest"))
         top = float(np.sqrt(np.max(variances)))
-        rule = _rule(64, top)
         if plain:
             split = self.plain
             terms = terms or self.plain_terms(PLAIN_RHO)
         else:
-            norms = [self._moments(s, probe[-1:], 2, *rule)[3][0] for s in self.splits]
+            norms = [self._kink_moments(s, probe[-1:])[0][0] for s in self.splits]
             split = self.splits[int(norms[1] < norms[0])]
         fixed = terms is not None
         terms = terms or 64
@@ -379,8 +402,7 @@ class KinkedMehlerDual:
                 break
             terms *= 2
         nodes, length = _rule(terms, top)
-        h, e_ss, e_dsds, e_pp, e_dpdp, e_rr, e_drdr = self._moments(
-            split, variances, terms, nodes, length)
+        h, e_ss, e_dsds = self._moments(split, variances, terms, nodes, length)
         h_fine = self._moments(split, variances, terms, nodes + nodes // 2, length,
                                only_h=True)[0]
         # two rules' difference: their noise, and a check (longdouble matrix products sum
@@ -401,12 +423,23 @@ class KinkedMehlerDual:
             converged = last <= 32 * self.eps * norm
             good = differ <= self._agree * self.eps * norm
         # the rest beyond the computed terms: |r_m| <= last (m / terms)^(-(M+1)/2) where
-        # converged, else Parseval (with slack for its cancellation)
+        # converged, else Parseval (with slack for its cancellation); E[r^2] (a longdouble
+        # quadrature of s - p) only where it is needed: r = s for the plain series
         power = (self.order + 1) / 2
         sq, dsq = r * r, n * r * r
-        parseval = np.maximum(e_rr - np.sum(sq, axis=0), 0) + 16 * self.eps * e_rr
-        dparseval = (np.maximum(variances * e_drdr - np.sum(dsq, axis=0), 0)
-                     + 16 * self.eps * variances * e_drdr)
+        if plain:
+            e_pp = e_dpdp = np.zeros_like(e_ss)
+            e_rr, e_drdr = e_ss, e_dsds
+        else:
+            e_pp, e_dpdp = self._kink_moments(split, variances)
+            e_rr, e_drdr = np.full_like(e_ss, np.inf), np.full_like(e_ss, np.inf)
+            if not np.all(converged):
+                at = np.flatnonzero(~converged)
+                e_rr[at], e_drdr[at] = self._rest_moments(split, variances[at], nodes, length)
+        with np.errstate(invalid="ignore"):
+            parseval = np.maximum(e_rr - np.sum(sq, axis=0), 0) + 16 * self.eps * e_rr
+            dparseval = (np.maximum(variances * e_drdr - np.sum(dsq, axis=0), 0)
+                         + 16 * self.eps * variances * e_drdr)
         rest = np.where(converged, np.minimum(last**2 * terms / (2 * power - 1), parseval),
                         parseval)
         drest = np.where(converged,
@@ -414,7 +447,7 @@ class KinkedMehlerDual:
         tail = np.sqrt(np.vstack([np.cumsum(sq[::-1], axis=0)[::-1] + rest, rest]))
         dtail = np.sqrt(np.vstack([np.cumsum(dsq[::-1], axis=0)[::-1] + drest, drest]))
         good &= np.all(np.isfinite(h), axis=0) & (norm > 0) & np.isfinite(e_dsds)
-        good &= np.isfinite(e_rr) & np.isfinite(e_drdr)
+        good &= np.isfinite(rest) & np.isfinite(drest) & np.isfinite(e_pp) & np.isfinite(e_dpdp)
         alpha = self._alpha(split, variances)
         absum = np.abs(h) + np.abs(q)  # noise in h_a meets h_b, noise in q_a meets q_b
         return _KinkLayer(
@@ -429,7 +462,7 @@ class KinkedMehlerDual:
         """(E[s(u)^2], E[s'(u)^2], ok) for u ~ N(0, a): the half-line quadratures."""
         a = np.asarray(variances, dtype=float)
         unique, where = np.unique(a, return_inverse=True)
-        layer = self.coefficients(unique, plain=True)
+        layer = self.coefficients(unique, 2, plain=True)  # no series: its own quadrature
         return layer.e_ss[where], layer.e_dsds[where], (layer.good & (unique > 0))[where]
 
     def second_moments(self, variances) -> tuple[np.ndarray, np.ndarray]:
@@ -554,24 +587,36 @@ class KinkedMehlerDual:
             below = np.flatnonzero((be <= tol * scale) & (bd <= tol * dscale))
             return int(below[0]) if below.size else terms
 
-        # (:meth:`_sums` passes either the plain pairs, |rho| <= PLAIN_RHO, or the others:
-        # one cut at the largest |rho| serves each)
-        n_hi = cut(float(np.max(absrho)) if absrho.size else 0.0)
+        # (:meth:`_sums` passes either the plain pairs, |rho| <= PLAIN_RHO, or the others
+        # as flat pairs.  A 2-D block of plain pairs sorts its entries into |rho| levels
+        # (BOUND_LEVELS) with a cut each: most entries sit well below PLAIN_RHO and need
+        # far fewer terms; otherwise one cut at the largest |rho| serves the block.)
+        top = float(np.max(absrho)) if absrho.size else 0.0
+        kinked = bool(np.any(layer.pnorm))  # the plain series has q = 0
+        levels = [r for r in BOUND_LEVELS if r < top] if not (flat or kinked) else []
+        levels.append(top)
+        cuts = np.maximum.accumulate([cut(r) for r in levels])
+        n_hi = int(cuts[-1])
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
-        e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
-        kinked = bool(np.any(layer.pnorm))  # the plain series has q = 0
-        for n in range(n_hi - 1, -1, -1):
-            horner_shift(e, de, d2, rho)
-            e += outer(ra[n], hb[n])
-            if kinked:
+        if kinked:
+            e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
+            for n in range(n_hi - 1, -1, -1):
+                horner_shift(e, de, d2, rho)
+                e += outer(ra[n], hb[n])
                 e += outer(qa[n], rb[n])
+        else:
+            e, de, d2 = level_horner(ra, hb, rho, absrho, levels, cuts)
         d2 *= 2
+        # each entry's tail at its level's cut
+        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
+        own = cuts[level]
+        ca, cb = (ia, ib) if flat else (ia[:, None], ib[None, :])
         with np.errstate(under="ignore"):
-            rn = absrho ** max(n_hi - 1, 0)
+            rn = absrho ** np.maximum(own - 1, 0)
 
         def tails(table, norm, pnorm):
-            return outer(table[n_hi, ia], norm[ib]) + outer(pnorm[ia], table[n_hi, ib])
+            return table[own, ca] * norm[cb] + pnorm[ca] * table[own, cb]
 
         tail_e = rn * tails(layer.tail, layer.norm, layer.pnorm)
         tail_d = rn * tails(layer.dtail, layer.dnorm, layer.dpnorm)
@@ -588,37 +633,28 @@ class KinkedMehlerDual:
         if not np.any(recheck):
             return e, de, d2, err_e, err_d
         if not flat:  # 2-D blocks: bounds by |rho| level (vectors, no per-term pass)
-            level_e, level_d = self._level_bounds(layer, absrho, ia, ib, n_hi, ha, qa, ra,
-                                                  hb, qb, rb)
+            level_e, level_d = self._level_bounds(layer, levels, cuts, level, ia, ib, ha, qa,
+                                                  ra, hb, qb, rb)
             err_e = np.where(recheck, level_e + tail_e, err_e)
             err_d = np.where(recheck, level_d + tail_d, err_d)
             return e, de, d2, err_e, err_d
-        at = np.nonzero(recheck)
-        i_at, j_at, r = at[0], at[-1], absrho[at]
-
-        def row(table, n):
-            return table[n, i_at]
-
-        def col(table, n):
-            return table[n, j_at]
-
-        abs_h = [np.abs(t) for t in (ha, qa, ra, hb, qb, rb)]
+        at = np.flatnonzero(recheck)  # flat pairs: ha[n] and hb[n] are per pair
+        r = absrho[at]
+        xa, ya, za, xb, yb, zb = (np.abs(t[:, at]) for t in (ha, qa, ra, hb, qb, rb))
         la, lb, dla, dlb, mag, dmag = (np.zeros(r.shape, dtype=self.dtype) for _ in range(6))
         for n in range(n_hi - 1, -1, -1):
             dla = dla * r + la
             dlb = dlb * r + lb
             dmag = dmag * r + mag
-            xa, ya, za = (row(t, n) for t in abs_h[:3])
-            xb, yb, zb = (col(t, n) for t in abs_h[3:])
-            la = la * r + (xa + ya)
-            lb = lb * r + (xb + yb)
-            mag = mag * r + (za * xb + ya * (zb + yb))
-        na, nb = row(noise[None, ia], 0), col(noise[None, ib], 0)
+            la = la * r + (xa[n] + ya[n])
+            lb = lb * r + (xb[n] + yb[n])
+            mag = mag * r + (za[n] * xb[n] + ya[n] * (zb[n] + yb[n]))
+        na, nb = noise[ia[at]], noise[ib[at]]
         err_e[at] = na * lb + la * nb + 4 * self.eps * mag + tail_e[at]
         err_d[at] = na * dlb + dla * nb + 4 * self.eps * dmag + tail_d[at]
         return e, de, d2, err_e, err_d
 
-    def _level_bounds(self, layer, absrho, ia, ib, n_hi, ha, qa, ra, hb, qb, rb):
+    def _level_bounds(self, layer, levels, cuts, level, ia, ib, ha, qa, ra, hb, qb, rb):
         """The error bounds of a 2-D block's sums (without their tails) with the weights
         L^n of the entry's level L >= |rho| (``BOUND_LEVELS``) instead of its own |rho|^n:
         coefficient noise times sum_n (|h_n| + |q_n|) L^n of the other side (a vector over
@@ -626,10 +662,7 @@ class KinkedMehlerDual:
         |q_b|)) L^n bounded by Cauchy-Schwarz, (sum |r_a|^2 L^n)^(1/2) (sum |h_b|^2
         L^n)^(1/2) + ..., a product of row and column vectors; the same with n L^(n-1)
         for the derivative's sums."""
-        top = float(np.max(absrho)) if absrho.size else 0.0
-        levels = [r for r in BOUND_LEVELS if r < top] + [top]
-        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
-        counts = [n_hi] * len(levels)
+        counts = cuts
         xa, ya, za, xb, yb, zb = (np.abs(t).astype(float) for t in (ha, qa, ra, hb, qb, rb))
 
         def factor(values, row_side, derivative=False, root=False):

@@ -141,6 +141,43 @@ def horner_shift(e: np.ndarray, de: np.ndarray, d2: np.ndarray, rho: np.ndarray)
     e *= rho
 
 
+def level_horner(ha: np.ndarray, hb: np.ndarray, rho: np.ndarray, absrho: np.ndarray,
+                 levels, cuts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(e, e', e''/2) of e(rho) = sum_n ha[n] hb[n] rho^n by Horner over a block (2-D:
+    ha[n] over the rows, hb[n] over the columns; or flat pairs), each entry with only the
+    terms of its |rho| level: the entries up to levels[k] need cuts[k] terms (cuts
+    increasing).  From the top level down, the terms cuts[k-1]..cuts[k]-1 run on the
+    entries above levels[k-1] (gathered), carrying the Horner state of the entries above
+    the next level; the whole block's pass starts where they leave it.  (Shared with
+    :mod:`hgmntk.kink_mehler`.)"""
+    flat = rho.ndim == 1
+    e, de, d2 = (np.zeros(rho.shape, dtype=rho.dtype) for _ in range(3))
+    carried = None
+    for k in range(len(levels) - 1, 0, -1):
+        at = np.nonzero(absrho > levels[k - 1])  # flat blocks: at = (pairs,)
+        flat_at = np.ravel_multi_index(at, rho.shape)
+        rh = rho[at]
+        state = [np.zeros(rh.shape, dtype=rho.dtype) for _ in range(3)]
+        if carried is not None:  # the entries above the next level are among these
+            inside = np.searchsorted(flat_at, carried[0])
+            for mine, theirs in zip(state, carried[1:]):
+                mine[inside] = theirs
+        lo, top = int(cuts[k - 1]), int(cuts[k])
+        hai, hbj = ha[lo:top, at[0]], hb[lo:top, at[-1]]
+        eh, deh, d2h = state
+        for n in range(top - lo - 1, -1, -1):
+            horner_shift(eh, deh, d2h, rh)
+            eh += hai[n] * hbj[n]
+        carried = (flat_at, eh, deh, d2h)
+    if carried is not None:
+        for full, part in zip((e, de, d2), carried[1:]):
+            full.flat[carried[0]] = part
+    for n in range(int(cuts[0]) - 1, -1, -1):
+        horner_shift(e, de, d2, rho)
+        e += ha[n] * hb[n] if flat else ha[n][:, None] * hb[n][None, :]
+    return e, de, d2
+
+
 def _node_values(s, variances: np.ndarray, nodes: int, terms: int) -> tuple[np.ndarray,
                                                                               np.ndarray]:
     """(Phi, sqrt(w_k) s(sqrt(a) x_k)) in the float type of ``variances``."""
@@ -396,35 +433,7 @@ class MehlerDual:
         n_hi = int(cuts[-1])
         h = layer.h
         ha, hb = h[:n_hi, ia], h[:n_hi, ib]
-        e = np.zeros(rho.shape)
-        de = np.zeros(rho.shape)
-        d2 = np.zeros(rho.shape)
-        # from the top level down: the terms cuts[k-1]..cuts[k]-1 on the entries above
-        # levels[k-1] (gathered), carrying the Horner state (E, E', E'') of the entries
-        # above the next level; the whole block's pass starts where they leave it
-        carried = None
-        for k in range(len(levels) - 1, 0, -1):
-            at = np.nonzero(absrho > levels[k - 1])  # flat blocks: at = (pairs,)
-            flat_at = np.ravel_multi_index(at, rho.shape)
-            rh = rho[at]
-            state = [np.zeros(rh.shape) for _ in range(3)]
-            if carried is not None:  # the entries above the next level are among these
-                inside = np.searchsorted(flat_at, carried[0])
-                for mine, theirs in zip(state, carried[1:]):
-                    mine[inside] = theirs
-            lo, top = int(cuts[k - 1]), int(cuts[k])
-            hai, hbj = h[lo:top, ia[at[0]]], h[lo:top, ib[at[-1]]]
-            eh, deh, d2h = state
-            for n in range(top - lo - 1, -1, -1):
-                horner_shift(eh, deh, d2h, rh)
-                eh += hai[n] * hbj[n]
-            carried = (flat_at, eh, deh, d2h)
-        if carried is not None:
-            for full, part in zip((e, de, d2), carried[1:]):
-                full.flat[carried[0]] = part
-        for n in range(int(cuts[0]) - 1, -1, -1):
-            horner_shift(e, de, d2, rho)
-            e += outer(ha[n], hb[n])
+        e, de, d2 = level_horner(ha, hb, rho, absrho, levels, cuts)
         d2 *= 2
         # each pair's own tail bound at its own cut
         level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
