@@ -48,8 +48,10 @@ cross zero), with only the terms each |rho| bin needs.
 from __future__ import annotations
 
 import math
+import os
 import threading
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import mpmath
@@ -75,6 +77,8 @@ REL_ERROR = 5e-15
 #: Pairs with |rho| up to this take the plain series sum_n h_n(a) h_n(b) rho^n (it
 #: converges geometrically there); the kink's closed part serves the others.
 PLAIN_RHO = 0.8
+#: Variances per thread when a coefficient layer is computed in parallel.
+COEFF_CHUNK = 256
 #: Largest half-line rule of the vectorised collinear expectations (beyond: variances
 #: above ~1e4, left to the adaptive quadrature).
 MAX_COLLINEAR_NODES = 4096
@@ -458,6 +462,22 @@ class KinkedMehlerDual:
                 break
             terms *= 2
         nodes, length = _rule(terms, top)
+        chunks = min(os.cpu_count() or 1, variances.size // COEFF_CHUNK)
+        if chunks < 2:
+            return self._layer(split, variances, terms, nodes, length, plain)
+        # the columns are independent: the worker threads wait for this layer anyway
+        parts = np.array_split(variances, chunks)
+        with ThreadPoolExecutor(max_workers=chunks) as pool:
+            layers = list(pool.map(
+                lambda v: self._layer(split, v, terms, nodes, length, plain), parts))
+        return _KinkLayer(**{
+            f.name: np.concatenate([getattr(x, f.name) for x in layers],
+                                   axis=0 if f.name == "alpha" else -1)
+            for f in fields(_KinkLayer)})
+
+    def _layer(self, split, variances, terms, nodes, length, plain) -> _KinkLayer:
+        """The coefficients and their checks (:meth:`compute_coefficients`) with the number
+        of terms and the rule chosen."""
         h, e_ss, e_dsds = self._moments(split, variances, terms, nodes, length)
         h_fine = self._moments(split, variances, terms, nodes + nodes // 2, length,
                                only_h=True)[0]
