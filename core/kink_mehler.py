@@ -39,11 +39,12 @@ Cauchy-Schwarz, |rho|^n (t_n(a) |s_b| + |p_a| t_n(b)) with t_n the tail of r's c
 rounding, 2 M eps times the same forms with |alpha| on J(|rho|) (all terms positive there).
 
 Large variances.  Those magnitudes grow like exp(2a): at a = 20 (resin, rho -> 1) the
-closed part and the series are both near 1.9e9 for E = 0.18.  A layer whose variances
-exceed ``DAMP_FROM`` damps the polynomial instead: p(u) = Y(u) P(u) exp(-beta u^2 / 2), P the
+closed part and the series are both near 1.9e9 for E = 0.18.  Variances above
+``DAMP_FROM`` damp the polynomial instead: p(u) = Y(u) P(u) exp(-beta u^2 / 2), P the
 Taylor polynomial of k(u) exp(beta u^2 / 2) (the same jets at 0, so r keeps its smoothness),
-beta = ``DAMP_WIDTH`` / a_max.  The Gaussian factors fold into the covariance, L' = (L^-1 +
-beta I)^-1, and the closed part stays a finite sum of quadrant moments at rho' (see
+beta = ``DAMP_WIDTH`` / a for each variance a above ``DAMP_FROM`` (0 below: those are as
+before).  The Gaussian factors fold into the covariance, L' = (L^-1 + diag(beta_a,
+beta_b))^-1, and the closed part stays a finite sum of quadrant moments at rho' (see
 :meth:`KinkedMehlerDual._closed_damped`); q_n comes from the half-line rules like h_n, p
 being as large as s there.
 
@@ -86,12 +87,12 @@ REL_ERROR = 5e-15
 #: Pairs with |rho| up to this take the plain series sum_n h_n(a) h_n(b) rho^n (it
 #: converges geometrically there); the kink's closed part serves the others.
 PLAIN_RHO = 0.8
-#: Layers with variances above this damp the kink's Taylor polynomial by exp(-beta u^2/2):
+#: Variances above this damp the kink's Taylor polynomial by exp(-beta u^2/2):
 #: undamped, E[p(u)^2] grows like exp(2a) and the closed part and the series cancel (resin
 #: at a = 20, rho -> 1: both near 1.9e9 for E = 0.18).
 DAMP_FROM = 3.0
-#: beta times the layer's largest variance: the damping's width in its widest variable (the
-#: Hermite coefficients of exp(-gamma X^2/2) decay like (gamma / (1 + gamma))^(n/2)).
+#: beta times the variance: the damping's width in the standardised variable (the Hermite
+#: coefficients of exp(-gamma X^2/2) decay like (gamma / (1 + gamma))^(n/2)).
 DAMP_WIDTH = 2.0
 #: Variances per thread when a coefficient layer is computed in parallel.
 COEFF_CHUNK = 256
@@ -229,27 +230,26 @@ def _half_moments(count: int) -> np.ndarray:
                          for j in range(count)])
 
 
-def damped_taylor(k: np.ndarray, beta: float) -> np.ndarray:
-    """P_m, m < len(k): the Taylor coefficients of k(u) exp(beta u^2 / 2) (longdouble), so
-    that P(u) exp(-beta u^2 / 2) has the jets of k at 0 to order len(k) - 1."""
-    out = np.zeros_like(k)
-    half = LD(beta) / 2
+def damped_taylor(k: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """P[i, m], m < len(k): the Taylor coefficients of k(u) exp(beta_i u^2 / 2) for each
+    beta_i (longdouble), so that P(u) exp(-beta_i u^2 / 2) has the jets of k at 0 to order
+    len(k) - 1 (P = k where beta_i = 0)."""
+    half = np.asarray(beta, dtype=LD) / 2
+    out = np.zeros((half.size, k.size), dtype=LD)
     for m in range(k.size):
-        weight = LD(1)  # (beta/2)^j / j!
+        weight = np.ones(half.size, dtype=LD)  # (beta/2)^j / j!
         for j in range(m // 2 + 1):
-            out[m] += k[m - 2 * j] * weight
+            out[:, m] += k[m - 2 * j] * weight
             weight = weight * half / (j + 1)
     return out
 
 
 def gauss_derivative(c: np.ndarray, beta) -> np.ndarray:
-    """Coefficients (one more, along the last axis) of C'(u) - beta u C(u): (C(u)
-    exp(-beta u^2/2))' = (C' - beta u C) exp(-beta u^2/2).  ``beta``: a scalar, or one per
-    row of a 2-D ``c``."""
-    out = np.zeros(c.shape[:-1] + (c.shape[-1] + 1,), dtype=c.dtype)
-    out[..., : c.shape[-1] - 1] += np.arange(1, c.shape[-1]) * c[..., 1:]
-    b = np.asarray(beta, dtype=c.dtype)
-    out[..., 1:] -= (b[..., None] if b.ndim else b) * c
+    """Coefficients (one more per row) of C'(u) - beta u C(u) for each row of ``c`` and its
+    beta: (C(u) exp(-beta u^2/2))' = (C' - beta u C) exp(-beta u^2/2)."""
+    out = np.zeros((c.shape[0], c.shape[1] + 1), dtype=c.dtype)
+    out[:, : c.shape[1] - 1] += np.arange(1, c.shape[1]) * c[:, 1:]
+    out[:, 1:] -= np.asarray(beta, dtype=c.dtype)[:, None] * c
     return out
 
 
@@ -327,6 +327,17 @@ def _rule(terms: int, sqrt_a_max: float) -> tuple[int, float]:
     length = max(math.sqrt(4 * terms + 2) + 9, 2 * top + 12)
     length = 4 * math.ceil(length / 4)  # a few sizes, so that the rules are reused
     return 64 * math.ceil((terms + top * length + 64) / 64), length
+
+
+def damping(variances: np.ndarray, plain: bool = False) -> np.ndarray:
+    """beta per variance: 0 up to ``DAMP_FROM`` (and for the plain series), else
+    ``DAMP_WIDTH`` / a (the damping exp(-beta u^2/2) has the same width in every damped
+    variable)."""
+    a = np.asarray(variances, dtype=float)
+    if plain:
+        return np.zeros(a.shape)
+    with np.errstate(divide="ignore"):
+        return np.where(a > DAMP_FROM, DAMP_WIDTH / a, 0.0)
 
 
 @dataclass
@@ -413,37 +424,40 @@ class KinkedMehlerDual:
         dpos, dneg = self._sides(split, sa, x, sw, derivative=True)
         return h, _squares(self.dtype, pos, neg), _squares(self.dtype, dpos, dneg)
 
-    def _kink_moments(self, split, variances, beta: float = 0.0):
-        """(E[p(u)^2], E[p'(u)^2]) for u ~ N(0, a), p = Y P exp(-beta u^2/2): with the
-        Gaussian factor folded into the variance, a2 = a / (1 + 2 beta a), the quadratic
-        forms (1 + 2 beta a)^(-1/2) sum_(m,l) P_m P_l a2^((m+l)/2) mu_(m+l) and the same
-        with Q = P' - beta u P, of the half moments mu_j = E[Y(X) X^j] (longdouble)."""
+    def _kink_moments(self, split, variances, beta):
+        """(E[p(u)^2], E[p'(u)^2]) for u ~ N(0, a), p = Y P exp(-beta u^2/2) (one beta per
+        variance): with the Gaussian factor folded into the variance, a2 = a / (1 + 2 beta
+        a), the quadratic forms (1 + 2 beta a)^(-1/2) sum_(m,l) P_m P_l a2^((m+l)/2)
+        mu_(m+l) and the same with Q = P' - beta u P, of the half moments mu_j = E[Y(X) X^j]
+        (longdouble)."""
         a = np.asarray(variances, dtype=LD)
-        shrink = 1 / (1 + 2 * LD(beta) * a)
+        shrink = 1 / (1 + 2 * np.asarray(beta, dtype=LD) * a)
         root = np.sqrt(a * shrink)
         poly = damped_taylor(split.taylor, beta)
         out = []
         for c in (poly, gauss_derivative(poly, beta)):
-            m = np.arange(c.size)
-            gram = _half_moments(2 * c.size)[m[:, None] + m[None, :]]  # mu_(m+l)
+            m = np.arange(c.shape[1])
+            gram = _half_moments(2 * c.shape[1])[m[:, None] + m[None, :]]  # mu_(m+l)
             with np.errstate(all="ignore"):
-                x = c[None, :] * root[:, None] ** m[None, :]
+                x = c * root[:, None] ** m[None, :]
                 out.append((np.sqrt(shrink) * np.einsum("im,ml,il->i", x, gram, x))
                            .astype(self.dtype))
         return out[0], out[1]
 
     def _damped_values(self, split, beta, u):
-        """(P(u), Q(u)) exp(-beta u^2/2) at the points u (longdouble)."""
+        """(P(u), Q(u)) exp(-beta u^2/2) at the points u (longdouble; one column and one
+        beta per variance)."""
         poly = damped_taylor(split.taylor, beta)
+        damping = np.exp(-np.asarray(beta, dtype=LD)[None, :] * u * u / 2)
         values = []
         for c in (poly, gauss_derivative(poly, beta)):
             v = np.zeros_like(u)
-            for coefficient in c[::-1]:
-                v = v * u + coefficient
-            values.append(v * np.exp(-LD(beta) * u * u / 2))
+            for m in range(c.shape[1] - 1, -1, -1):
+                v = v * u + c[:, m]
+            values.append(v * damping)
         return values
 
-    def _rest_moments(self, split, variances, nodes, length, beta: float = 0.0):
+    def _rest_moments(self, split, variances, nodes, length, beta):
         """(E[r^2], E[r'^2]) for r = s - p by the half-line rule, p and the differences in
         longdouble (they cancel where p is close to the kink)."""
         x, sw, _ = _half_line_functions(2, nodes, length, self.dtype)
@@ -465,16 +479,20 @@ class KinkedMehlerDual:
         poly = self._damped_values(split, beta, u)[0]
         return matmul(phi, (poly * sw[:, None].astype(LD)).astype(self.dtype))
 
-    def _rest(self, split, h, variances, terms, beta: float = 0.0, rule=None):
+    def _rest(self, split, h, variances, terms, beta, rule):
         """r = h - q and q for these variances: q from longdouble sums of the exact moments
-        (undamped p), or by quadrature (damped p, ``rule`` = (nodes, length)); q = 0 for
-        the plain series (no kink part)."""
+        (undamped p, beta = 0), or by quadrature (damped p, ``rule`` = (nodes, length));
+        q = 0 for the plain series (no kink part)."""
         if not np.any(split.taylor):
             return h.astype(self.dtype), np.zeros_like(h, dtype=self.dtype)
-        if beta:
-            q = self._damped_coefficients(split, variances, terms, *rule, beta)
-            return (h - q).astype(self.dtype), q.astype(self.dtype)
-        q = matmul(self._alpha(split, variances), _rectified_hermite(self.order, terms)).T
+        q = np.empty(h.shape, dtype=LD)
+        damped = np.asarray(beta) > 0
+        if np.any(~damped):
+            q[:, ~damped] = matmul(self._alpha(split, variances[~damped]),
+                                   _rectified_hermite(self.order, terms)).T
+        if np.any(damped):
+            q[:, damped] = self._damped_coefficients(split, variances[damped], terms, *rule,
+                                                     beta[damped])
         return (h - q).astype(self.dtype), q.astype(self.dtype)
 
     def coefficients(self, variances: np.ndarray, terms: int | None = None,
@@ -509,18 +527,20 @@ class KinkedMehlerDual:
         r = s), for the plain series at moderate |rho|."""
         probe = np.unique(np.quantile(variances, np.linspace(0, 1, 9), method="nearest"))
         top = float(np.sqrt(np.max(variances)))
-        beta = 0.0 if plain or top * top <= DAMP_FROM else DAMP_WIDTH / (top * top)
+        beta = damping(variances, plain)
         if plain:
             split = self.plain
             terms = terms or self.plain_terms(PLAIN_RHO)
         else:
-            norms = [self._kink_moments(s, probe[-1:], beta)[0][0] for s in self.splits]
+            norms = [self._kink_moments(s, probe[-1:], damping(probe[-1:]))[0][0]
+                     for s in self.splits]
             split = self.splits[int(norms[1] < norms[0])]
         fixed = terms is not None
         terms = terms or 64
         while not fixed:
             h = self._moments(split, probe, terms, *_rule(terms, top), only_h=True)[0]
-            r_probe, _ = self._rest(split, h, probe, terms, beta, _rule(terms, top))
+            r_probe, _ = self._rest(split, h, probe, terms, damping(probe, plain),
+                                    _rule(terms, top))
             probe_norm = np.sqrt(np.sum(h * h, axis=0))
             with np.errstate(invalid="ignore"):
                 done = np.max(np.abs(r_probe[-32:]), axis=0) <= 4 * self.eps * probe_norm
@@ -530,18 +550,18 @@ class KinkedMehlerDual:
         nodes, length = _rule(terms, top)
         chunks = min(os.cpu_count() or 1, variances.size // COEFF_CHUNK)
         if chunks < 2:
-            return self._layer(split, variances, terms, nodes, length, plain, beta)
+            return self._layer(split, variances, beta, terms, nodes, length, plain)
         # the columns are independent: the worker threads wait for this layer anyway
-        parts = np.array_split(variances, chunks)
+        parts = zip(np.array_split(variances, chunks), np.array_split(beta, chunks))
         with ThreadPoolExecutor(max_workers=chunks) as pool:
             layers = list(pool.map(
-                lambda v: self._layer(split, v, terms, nodes, length, plain, beta), parts))
+                lambda vb: self._layer(split, *vb, terms, nodes, length, plain), parts))
         return _KinkLayer(**{
             f.name: np.concatenate([getattr(x, f.name) for x in layers],
                                    axis=0 if f.name in ("alpha", "poly") else -1)
             for f in fields(_KinkLayer)})
 
-    def _layer(self, split, variances, terms, nodes, length, plain, beta) -> _KinkLayer:
+    def _layer(self, split, variances, beta, terms, nodes, length, plain) -> _KinkLayer:
         """The coefficients and their checks (:meth:`compute_coefficients`) with the number
         of terms, the rule and the kink's damping chosen."""
         h, e_ss, e_dsds = self._moments(split, variances, terms, nodes, length)
@@ -556,21 +576,23 @@ class KinkedMehlerDual:
             e_pp = e_dpdp = np.zeros_like(e_ss)
         else:
             e_pp, e_dpdp = self._kink_moments(split, variances, beta)
-        if beta:
-            # q by quadrature: its own two rules' difference, and its sums' rounding
-            q_fine = self._damped_coefficients(split, variances, terms,
-                                               nodes + nodes // 2, length, beta)
-            spread = np.max(np.abs(q_fine - q), axis=0)
-            noise = (np.maximum(2 * differ, 2 * self.eps * norm)
-                     + np.maximum(2 * spread, 2 * self.eps * np.sqrt(e_pp)))
-        else:
-            # q's longdouble sums round by ~eps_ld sum_m |alpha_m H_mn| each (q's own
-            # rounding to the float type is in the magnitude sums: |q_a q_b| per term)
-            spread = (np.abs(self._alpha(split, variances)).astype(float)
-                      @ np.abs(_rectified_hermite(self.order, terms)).astype(float))
-            noise = (np.maximum(2 * differ, 2 * self.eps * norm)
-                     + 4 * EPS_LD * np.max(spread, axis=1))
-            spread = 0.0
+        # q's noise: undamped, the longdouble sums round by ~eps_ld sum_m |alpha_m H_mn|
+        # each (q's own rounding to the float type is in the magnitude sums: |q_a q_b|
+        # per term); damped, q is a quadrature: its two rules' difference and its rounding
+        spread = np.zeros_like(norm)
+        q_noise = np.zeros_like(norm)
+        damped = beta > 0
+        if not plain and np.any(~damped):
+            rounding = (np.abs(self._alpha(split, variances[~damped])).astype(float)
+                        @ np.abs(_rectified_hermite(self.order, terms)).astype(float))
+            q_noise[~damped] = 4 * EPS_LD * np.max(rounding, axis=1)
+        if not plain and np.any(damped):
+            q_fine = self._damped_coefficients(split, variances[damped], terms,
+                                               nodes + nodes // 2, length, beta[damped])
+            spread[damped] = np.max(np.abs(q_fine - q[:, damped]), axis=0)
+            q_noise[damped] = np.maximum(2 * spread[damped],
+                                         2 * self.eps * np.sqrt(e_pp[damped]))
+        noise = np.maximum(2 * differ, 2 * self.eps * norm) + q_noise
         n = np.arange(terms)[:, None]
         window = min(32, terms)
         with np.errstate(invalid="ignore"):
@@ -590,7 +612,7 @@ class KinkedMehlerDual:
             if not np.all(converged):
                 at = np.flatnonzero(~converged)
                 e_rr[at], e_drdr[at] = self._rest_moments(split, variances[at], nodes, length,
-                                                          beta)
+                                                          beta[at])
         with np.errstate(invalid="ignore"):
             parseval = np.maximum(e_rr - np.sum(sq, axis=0), 0) + 16 * self.eps * e_rr
             dparseval = (np.maximum(variances * e_drdr - np.sum(dsq, axis=0), 0)
@@ -604,14 +626,14 @@ class KinkedMehlerDual:
         good &= np.all(np.isfinite(h), axis=0) & (norm > 0) & np.isfinite(e_dsds)
         good &= np.isfinite(rest) & np.isfinite(drest) & np.isfinite(e_pp) & np.isfinite(e_dpdp)
         alpha = self._alpha(split, variances)
-        poly = np.repeat(damped_taylor(split.taylor, beta)[None, :], variances.size, axis=0)
+        poly = damped_taylor(split.taylor, beta)
         absum = np.abs(h) + np.abs(q)  # noise in h_a meets h_b, noise in q_a meets q_b
         return _KinkLayer(
             h=h, q=q, r=r, tail=tail, dtail=dtail, norm=norm,
             dnorm=np.sqrt(variances * e_dsds), pnorm=np.sqrt(e_pp),
             dpnorm=np.sqrt(variances * e_dpdp), l1=np.sum(absum, axis=0),
             dl1=np.sum(n * absum, axis=0), noise=noise, alpha=alpha, poly=poly,
-            beta=np.full(variances.size, beta), variance=np.asarray(variances, dtype=self.dtype),
+            beta=np.asarray(beta, dtype=float), variance=np.asarray(variances, dtype=self.dtype),
             good=good, e_ss=e_ss, e_dsds=e_dsds,
         )
 
@@ -839,7 +861,7 @@ class KinkedMehlerDual:
     def _closed(self, layer: _KinkLayer, rho, pi, pj):
         """E[p p] and its first two rho-derivatives on flat pairs (module docstring), in
         longdouble where float64 would lose too much; rounding bounds of the first two."""
-        if layer.beta[0]:
+        if np.any(layer.beta[pi]) or np.any(layer.beta[pj]):
             return self._closed_damped(layer, rho, pi, pj)
         order = self.order
         m = np.arange(order)
@@ -871,26 +893,28 @@ class KinkedMehlerDual:
 
 
     def _closed_damped(self, layer: _KinkLayer, rho, pi, pj):
-        """:meth:`_closed` for the damped p = Y(u) P(u) exp(-beta u^2/2).  The Gaussian
-        factors fold into the covariance: phi_L(u, v) exp(-beta (u^2 + v^2)/2) =
-        Delta^(-1/2) phi_L'(u, v) with L' = (L^-1 + beta I)^-1, that is a' = (a + beta D) /
-        Delta, b' = (b + beta D) / Delta, c' = c / Delta, D = ab - c^2, Delta = 1 + beta (a +
-        b) + beta^2 D, so E[p p] = Delta^(-1/2) sum_(m,l) P_m P_l a'^(m/2) b'^(l/2)
-        J_(m,l)(rho').  Price's theorem gives dE/dc = E[p' p'] and d2E/dc2 = E[p'' p''] the
-        same way, with p' = Y Q e, Q = P' - beta u P, and p'' = Y R e + delta(u) Q(0), R =
-        Q' - beta u Q; the delta's terms are Q(0) E[Y(v) R(v) e delta(u)] (u = 0 leaves v ~
-        N(0, D/a), the damping folding it to D / (a + beta D)) and Q(0)^2 / (2 pi sqrt(D)).
-        Returned in rho units like :meth:`_closed` (E, sqrt(ab) dE/dc, ab d2E/dc2)."""
+        """:meth:`_closed` where a side's polynomial is damped, p_i(u) = Y(u) P_i(u)
+        exp(-beta_i u^2/2) (beta_i = 0 for an undamped side).  The Gaussian factors fold
+        into the covariance: phi_L(u, v) exp(-(beta_i u^2 + beta_j v^2)/2) = Delta^(-1/2)
+        phi_L'(u, v), L' = (L^-1 + diag(beta_i, beta_j))^-1, that is a' = (a + beta_j D) /
+        Delta, b' = (b + beta_i D) / Delta, c' = c / Delta, with D = ab - c^2 and Delta = 1 +
+        beta_i a + beta_j b + beta_i beta_j D; so E[p p] = Delta^(-1/2) sum_(m,l) P_m P_l
+        a'^(m/2) b'^(l/2) J_(m,l)(rho').  Price's theorem gives dE/dc = E[p' p'] and
+        d2E/dc2 = E[p'' p''] the same way, with p' = Y Q e, Q = P' - beta u P, and p'' = Y R
+        e + delta(u) Q(0), R = Q' - beta u Q; the delta's terms are Q_j(0) E[Y(u) R_i(u) e
+        delta(v)] (v = 0 leaves u ~ N(0, D/b), the damping folding it to D / (b + beta_i
+        D)), its mirror, and Q_i(0) Q_j(0) / (2 pi sqrt(D)).  Returned in rho units like
+        :meth:`_closed` (E, sqrt(ab) dE/dc, ab d2E/dc2)."""
         order = self.order + 2  # R has two more coefficients than P
-        beta = LD(layer.beta[0])
         var = np.asarray(layer.variance, dtype=LD)
+        beta = np.asarray(layer.beta, dtype=LD)
         a, b, r = var[pi], var[pj], np.asarray(rho, dtype=LD)
+        bi, bj = beta[pi], beta[pj]
         d = np.maximum(a * b * (1 - r) * (1 + r), 0)
-        delta = 1 + beta * (a + b) + beta * beta * d
-        a_d, b_d = a + beta * d, b + beta * d
+        delta = 1 + bi * a + bj * b + bi * bj * d
+        a_d, b_d = a + bj * d, b + bi * d
         r_damped = np.clip(r * np.sqrt(a * b / (a_d * b_d)), -1, 1)
         pref = 1 / np.sqrt(delta)
-        coefficients = []
         poly = np.zeros((layer.poly.shape[0], order), dtype=LD)
         poly[:, : self.order] = layer.poly
         first = gauss_derivative(poly, beta)[:, :order]  # Q (degree M)
@@ -899,45 +923,39 @@ class KinkedMehlerDual:
         with np.errstate(all="ignore"):
             wa = np.sqrt(a_d / delta)[:, None] ** m[None, :]  # a'^(m/2)
             wb = np.sqrt(b_d / delta)[:, None] ** m[None, :]
-        for c in (poly, first, second):
-            coefficients.append((c[pi] * wa, c[pj] * wb))
+        coefficients = [(c[pi] * wa, c[pj] * wb) for c in (poly, first, second)]
         # rounding: the forms with absolute coefficients on J(|rho'|), and the rounding of
-        # rho' (a few ulps, an error of c of 8 eps |c|) through dE/dc and d2E/dc2
+        # rho' (a few ulps: an error of c of 8 eps |c|) through dE/dc and d2E/dc2
         mags = _forms(np.abs(r_damped).astype(float), order,
                       [(np.abs(x).astype(float), np.abs(y).astype(float))
                        for x, y in coefficients[:2]])[0]
         scale = pref.astype(float)
-        norms = layer.norm[pi] * layer.norm[pj]
         factor = 4 * order
         use_ld = self.dtype is LD or np.any(factor * EPS * scale * mags[0]
-                                            > FLOAT_ROUNDING * norms)
+                                            > FLOAT_ROUNDING * layer.norm[pi] * layer.norm[pj])
         dtype = LD if use_ld else float
         eps = EPS_LD if use_ld else EPS
         pairs = [(x.astype(dtype), y.astype(dtype)) for x, y in coefficients]
         (e, e1, e2), _ = _forms(r_damped.astype(dtype), order, pairs)
-        a_, b_, d_, beta_ = (v.astype(dtype) for v in (a, b, d, np.asarray(beta)))
+        d_, a_d_, b_d_ = (v.astype(dtype) for v in (d, a_d, b_d))
         mu = _half_moments(order).astype(dtype)
         two_pi = dtype(2) * dtype(_PI_LD)
         q0i, q0j = first[pi, 0].astype(dtype), first[pj, 0].astype(dtype)
+        pref_ = pref.astype(dtype)
         with np.errstate(divide="ignore", invalid="ignore"):  # rho = +-1: inf or NaN
-            # E[Y(u) R_i(u) e delta(v)]: u given v = 0 has variance D / b, folded
-            s_a = np.sqrt(d_ / (b_ + beta_ * d_))
-            s_b = np.sqrt(d_ / (a_ + beta_ * d_))
+            s_a, s_b = np.sqrt(d_ / b_d_), np.sqrt(d_ / a_d_)
             g_i = sum(second[pi, j].astype(dtype) * s_a**j * mu[j] for j in range(order))
             g_j = sum(second[pj, j].astype(dtype) * s_b**j * mu[j] for j in range(order))
-            g_i = g_i / np.sqrt(two_pi * (b_ + beta_ * d_))
-            g_j = g_j / np.sqrt(two_pi * (a_ + beta_ * d_))
-            e2 = pref.astype(dtype) * e2 + q0j * g_i + q0i * g_j + q0i * q0j / (
-                two_pi * np.sqrt(d_))
-        pref_ = pref.astype(dtype)
-        sab = np.sqrt(a_ * b_)
+            e2 = (pref_ * e2 + q0j * g_i / np.sqrt(two_pi * b_d_)
+                  + q0i * g_j / np.sqrt(two_pi * a_d_) + q0i * q0j / (two_pi * np.sqrt(d_)))
+        sab = np.sqrt(a * b).astype(dtype)
         e, e1 = pref_ * e, pref_ * e1
-        out = self.dtype
         abs_c = np.abs(r.astype(float)) * sab.astype(float)
         with np.errstate(invalid="ignore", over="ignore"):
             err_e = factor * eps * scale * mags[0] + 8 * eps * abs_c * np.abs(e1.astype(float))
             err_d = sab.astype(float) * (factor * eps * scale * mags[1]
                                          + 8 * eps * abs_c * np.abs(e2.astype(float)))
+        out = self.dtype
         return (e.astype(out), (sab * e1).astype(out), (sab * sab * e2).astype(out),
                 err_e, err_d)
 
