@@ -90,7 +90,7 @@ PLAIN_RHO = 0.8
 #: Variances above this damp the kink's Taylor polynomial by exp(-beta u^2/2):
 #: undamped, E[p(u)^2] grows like exp(2a) and the closed part and the series cancel (resin
 #: at a = 20, rho -> 1: both near 1.9e9 for E = 0.18).
-DAMP_FROM = 3.0
+DAMP_FROM = 7.0
 #: beta times the variance: the damping's width in the standardised variable (the Hermite
 #: coefficients of exp(-gamma X^2/2) decay like (gamma / (1 + gamma))^(n/2)).
 DAMP_WIDTH = 2.0
@@ -471,13 +471,19 @@ class KinkedMehlerDual:
         return (_squares(self.dtype, pos - poly, neg),
                 _squares(self.dtype, dpos - dpoly, dneg))
 
-    def _damped_coefficients(self, split, variances, terms, nodes, length, beta):
-        """q_n = E[p(sqrt(a) X) He_n(X)] / sqrt(n!) for the damped p, by the half-line rule
-        of h (p vanishes on u < 0; with the damping, p is as large as s, not exp(a))."""
+    def _damped_rest(self, split, variances, terms, nodes, length, beta):
+        """r_n = E[r(sqrt(a) X) He_n(X)] / sqrt(n!) for r = s - p with the damped p, by the
+        half-line rules of h: s - p in longdouble at the nodes (they cancel near the
+        kink), so the sums round relative to r's values, not to p's (whose coefficients
+        decay only algebraically: h_n - q_n from two quadratures stalls at their rounding)."""
         x, sw, phi = _half_line_functions(terms, nodes, length, self.dtype)
+        sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
+        pos, neg = self._sides(split, sa, x, sw)
         u = x[:, None].astype(LD) * np.sqrt(np.asarray(variances, dtype=LD))[None, :]
-        poly = self._damped_values(split, beta, u)[0]
-        return matmul(phi, (poly * sw[:, None].astype(LD)).astype(self.dtype))
+        poly = self._damped_values(split, beta, u)[0] * sw[:, None].astype(LD)
+        diff = (np.asarray(pos, dtype=LD) - poly).astype(self.dtype)
+        sign = (-1.0) ** np.arange(terms)
+        return matmul(phi, diff) + sign[:, None] * matmul(phi, neg)
 
     def _rest(self, split, h, variances, terms, beta, rule):
         """r = h - q and q for these variances: q from longdouble sums of the exact moments
@@ -485,15 +491,17 @@ class KinkedMehlerDual:
         q = 0 for the plain series (no kink part)."""
         if not np.any(split.taylor):
             return h.astype(self.dtype), np.zeros_like(h, dtype=self.dtype)
-        q = np.empty(h.shape, dtype=LD)
+        q = np.zeros(h.shape, dtype=LD)
         damped = np.asarray(beta) > 0
         if np.any(~damped):
             q[:, ~damped] = matmul(self._alpha(split, variances[~damped]),
                                    _rectified_hermite(self.order, terms)).T
+        r = (h - q).astype(self.dtype)
         if np.any(damped):
-            q[:, damped] = self._damped_coefficients(split, variances[damped], terms, *rule,
-                                                     beta[damped])
-        return (h - q).astype(self.dtype), q.astype(self.dtype)
+            r[:, damped] = self._damped_rest(split, variances[damped], terms, *rule,
+                                             beta[damped])
+            q[:, damped] = h[:, damped] - r[:, damped]
+        return r, q.astype(self.dtype)
 
     def coefficients(self, variances: np.ndarray, terms: int | None = None,
                      plain: bool = False) -> _KinkLayer:
@@ -578,7 +586,7 @@ class KinkedMehlerDual:
             e_pp, e_dpdp = self._kink_moments(split, variances, beta)
         # q's noise: undamped, the longdouble sums round by ~eps_ld sum_m |alpha_m H_mn|
         # each (q's own rounding to the float type is in the magnitude sums: |q_a q_b|
-        # per term); damped, q is a quadrature: its two rules' difference and its rounding
+        # per term); damped, q = h - r with r a quadrature: its two rules' difference
         spread = np.zeros_like(norm)
         q_noise = np.zeros_like(norm)
         damped = beta > 0
@@ -587,9 +595,9 @@ class KinkedMehlerDual:
                         @ np.abs(_rectified_hermite(self.order, terms)).astype(float))
             q_noise[~damped] = 4 * EPS_LD * np.max(rounding, axis=1)
         if not plain and np.any(damped):
-            q_fine = self._damped_coefficients(split, variances[damped], terms,
-                                               nodes + nodes // 2, length, beta[damped])
-            spread[damped] = np.max(np.abs(q_fine - q[:, damped]), axis=0)
+            r_fine = self._damped_rest(split, variances[damped], terms, nodes + nodes // 2,
+                                       length, beta[damped])
+            spread[damped] = np.max(np.abs(r_fine - r[:, damped]), axis=0)
             q_noise[damped] = np.maximum(2 * spread[damped],
                                          2 * self.eps * np.sqrt(e_pp[damped]))
         noise = np.maximum(2 * differ, 2 * self.eps * norm) + q_noise
