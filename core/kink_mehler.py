@@ -444,17 +444,17 @@ class KinkedMehlerDual:
                            .astype(self.dtype))
         return out[0], out[1]
 
-    def _damped_values(self, split, beta, u):
-        """(P(u), Q(u)) exp(-beta u^2/2) at the points u (longdouble; one column and one
-        beta per variance)."""
+    def _damped_values(self, split, beta, u, derivative: bool = True):
+        """[P(u), Q(u)] exp(-beta u^2/2) at the points u (longdouble; one column and one
+        beta per variance); [P(u) exp(-beta u^2/2)] without ``derivative``."""
         poly = damped_taylor(split.taylor, beta)
-        damping = np.exp(-np.asarray(beta, dtype=LD)[None, :] * u * u / 2)
+        factor = np.exp(-np.asarray(beta, dtype=LD)[None, :] * u * u / 2)
         values = []
-        for c in (poly, gauss_derivative(poly, beta)):
+        for c in (poly, gauss_derivative(poly, beta)) if derivative else (poly,):
             v = np.zeros_like(u)
             for m in range(c.shape[1] - 1, -1, -1):
                 v = v * u + c[:, m]
-            values.append(v * damping)
+            values.append(v * factor)
         return values
 
     def _rest_moments(self, split, variances, nodes, length, beta):
@@ -480,7 +480,7 @@ class KinkedMehlerDual:
         sa = np.sqrt(np.asarray(variances, dtype=self.dtype))
         pos, neg = self._sides(split, sa, x, sw)
         u = x[:, None].astype(LD) * np.sqrt(np.asarray(variances, dtype=LD))[None, :]
-        poly = self._damped_values(split, beta, u)[0] * sw[:, None].astype(LD)
+        poly = self._damped_values(split, beta, u, derivative=False)[0] * sw[:, None].astype(LD)
         diff = (np.asarray(pos, dtype=LD) - poly).astype(self.dtype)
         sign = (-1.0) ** np.arange(terms)
         return matmul(phi, diff) + sign[:, None] * matmul(phi, neg)
@@ -898,7 +898,6 @@ class KinkedMehlerDual:
         out = self.dtype
         return (e.astype(out), de.astype(out), d2.astype(out), factor * eps * mag_e,
                 factor * eps * mag_d)
-
 
     def _closed_damped(self, layer: _KinkLayer, rho, pi, pj):
         """:meth:`_closed` where a side's polynomial is damped, p_i(u) = Y(u) P_i(u)
