@@ -33,9 +33,14 @@ determinants and Price distances), after one more pass where the evaluator has a
 longdouble twin (``extended()``: Mehler's expansion computed in longdouble throughout, on
 a diagonal recomputed in longdouble; a cancellation between layers magnifies the float64
 coefficients' rounding, which the first extended pass keeps).  The
-diagonal comes from the careful path too.  Blocks (strips of ``TILE_ROWS`` rows cut into
-column chunks, see :func:`_tiles`) run on a thread pool (numpy releases
-the GIL), so memory beyond the output is a few blocks.
+diagonal comes from the careful path too.  On float64 blocks the recursion's own
+arithmetic (rho, the layer update with its bounds, the writes of a block and its mirror
+image) runs as compiled loops (:mod:`hgmntk.fused`, one pass each instead of some thirty
+numpy passes per layer; the same operations in the same order, so the same values and
+bounds); the extended-precision passes keep the numpy expressions.  Blocks (strips of
+``TILE_ROWS`` rows cut into column chunks, see :func:`_tiles`) run on a thread pool
+(numpy and the compiled loops release the GIL), so memory beyond the output is a few
+blocks.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fused
 from .covariance import affine_covariance, dot2
 from .integrator import BlockEvaluator, PairBlock
 
@@ -116,67 +122,131 @@ def recursion(
     whose rounding is absolute), else of 2 eps |c| (evaluators using rho and sqrt(ab)
     only, e.g. the smooth closed forms: rho = c / sqrt(ab) is within eps of its relative
     value)."""
+    if sigma.dtype == np.float64 and sigma.ndim == 2:
+        return _fused_recursion(sigma, err, sqrt_rows, sqrt_cols, ss, dsds, w2, b2, emit,
+                                rows, cols, checked, rho_absolute)
+    return _array_recursion(sigma, err, sqrt_rows, sqrt_cols, ss, dsds, w2, b2, emit, rows,
+                            cols, checked, rho_absolute)
+
+
+def _array_recursion(sigma, err, sqrt_rows, sqrt_cols, ss, dsds, w2, b2, emit, rows, cols,
+                     checked, rho_absolute):
+    """:func:`recursion` in numpy expressions, in any float type (long double included)."""
     eps = float(np.finfo(sigma.dtype).eps)
     ntk = sigma
     ntk_err = err
     flag = None
     for h, (sa, sb) in enumerate(zip(sqrt_rows, sqrt_cols), start=1):
-        sab = sa * sb
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = np.divide(sigma, sab)
-        np.clip(rho, -1, 1, out=rho)
-        # the rounding of rho (and of arccos(rho)) counts as an error of c
-        abs_sigma = np.abs(sigma)
-        if rho_absolute:
-            abs_sigma += sab
-        abs_sigma *= 2 * eps
-        err = err + abs_sigma
+        rho, sab, err = array_correlations(sigma, err, sa, sb, eps, rho_absolute)
         block = PairBlock(sa, sb, rho, sab=sab)
         e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
         de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
-        wde = w2 * de
-        with np.errstate(invalid="ignore", over="ignore"):
-            # c's error moves E by E[s's'] dc (Price) and E[s's'] by its slope
-            if slope is None:
-                d_err = np.full_like(err, np.inf)
-            else:
-                d_err = slope * err
-                d_err += err_d
-            new = w2 * e
-            new += b2
-            # rounding of w2 E + b2: eps (w2 |E| + b2) <= eps (|new| + 2 b2)
-            abs_new = np.abs(new)
-            abs_de = np.abs(de)
-            abs_de *= err
-            abs_de += err_e
-            abs_de *= w2
-            err = abs_new * eps
-            err += abs_de
-            err += eps * 2 * b2
-            abs_ntk = np.abs(ntk)
-            ntk_new = ntk * wde
-            ntk_new += new
-            # rounding of new + NTK w2 E': eps (|new| + |NTK w2 E'|)
-            t = abs_ntk * eps
-            t += ntk_err
-            np.abs(wde, out=wde)
-            t *= wde
-            abs_ntk *= w2
-            abs_ntk *= d_err
-            t += abs_ntk
-            t += err
-            t += eps * abs_new
-            ntk_err = t
-        sigma, ntk = new, ntk_new
+        sigma, err, ntk, ntk_err = array_update(err, ntk, ntk_err, e, err_e, de, err_d, slope,
+                                                w2, b2, eps)
         # an unusable bound (an evaluator's infinite one, or NaN from inf * 0) carries on
         # to the next layers' bounds (every bound adds the previous ones), so testing the
         # checked layers marks it
         if checked is None or h in checked:
-            bad = ~(err <= REL_TARGET * abs_new)
+            bad = ~(err <= REL_TARGET * np.abs(sigma))
             bad |= ~(ntk_err <= REL_TARGET * np.abs(ntk))
             flag = bad if flag is None else flag | bad
         emit(h, sigma, ntk)
     return flag if flag is not None else np.zeros(sigma.shape, dtype=bool)
+
+
+def array_correlations(sigma, err, sa, sb, eps: float, rho_absolute: bool):
+    """rho = clip(Sigma / sab, -1, 1), sab = sa sb, and the error of c grown by the rounding
+    of rho (and of arccos(rho) with ``rho_absolute``): err + 2 eps (|Sigma| (+ sab)).
+    Returns (rho, sab, err); :func:`hgmntk.fused.correlations` is its compiled twin."""
+    sab = sa * sb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.divide(sigma, sab)
+    np.clip(rho, -1, 1, out=rho)
+    abs_sigma = np.abs(sigma)
+    if rho_absolute:
+        abs_sigma += sab
+    abs_sigma *= 2 * eps
+    return rho, sab, err + abs_sigma
+
+
+def array_update(err, ntk, ntk_err, e, err_e, de, err_d, slope, w2, b2, eps: float):
+    """One layer: Sigma' = W^2 E + b^2 and NTK' = Sigma' + NTK W^2 E' from E, E' (with
+    their bounds err_e, err_d and the slope of E', None for unknown) and the bounds err
+    of c and ntk_err of NTK: c's error moves E by E[s's'] dc (Price) and E' by its slope,
+
+        err' = eps |Sigma'| + W^2 (|E'| err + err_e) + 2 eps b^2,
+        ntk_err' = (eps |NTK| + ntk_err) W^2 |E'| + W^2 |NTK| (slope err + err_d)
+                   + err' + eps |Sigma'|.
+
+    Returns (Sigma', err', NTK', ntk_err'); :func:`hgmntk.fused.layer_update` is its
+    compiled twin (the same operations in the same order)."""
+    wde = w2 * de
+    with np.errstate(invalid="ignore", over="ignore"):
+        if slope is None:
+            d_err = np.full_like(err, np.inf)
+        else:
+            d_err = slope * err
+            d_err += err_d
+        new = w2 * e
+        new += b2
+        # rounding of w2 E + b2: eps (w2 |E| + b2) <= eps (|new| + 2 b2)
+        abs_new = np.abs(new)
+        abs_de = np.abs(de)
+        abs_de *= err
+        abs_de += err_e
+        abs_de *= w2
+        new_err = abs_new * eps
+        new_err += abs_de
+        new_err += eps * 2 * b2
+        abs_ntk = np.abs(ntk)
+        ntk_new = ntk * wde
+        ntk_new += new
+        # rounding of new + NTK w2 E': eps (|new| + |NTK w2 E'|)
+        t = abs_ntk * eps
+        t += ntk_err
+        np.abs(wde, out=wde)
+        t *= wde
+        abs_ntk *= w2
+        abs_ntk *= d_err
+        t += abs_ntk
+        t += new_err
+        t += eps * abs_new
+    return new, new_err, ntk_new, t
+
+
+def _fused_recursion(sigma, err, sqrt_rows, sqrt_cols, ss, dsds, w2, b2, emit, rows, cols,
+                     checked, rho_absolute):
+    """:func:`recursion` on float64 (n, m) blocks by the compiled loops of
+    :mod:`hgmntk.fused` (the same operations in the same order, one pass each)."""
+    eps = EPS64
+    ntk, ntk_err = sigma, err
+    flag = np.zeros(sigma.shape, dtype=bool)
+    w2, b2 = float(w2), float(b2)
+    for h, (sa, sb) in enumerate(zip(sqrt_rows, sqrt_cols), start=1):
+        sa2, sb2 = np.atleast_2d(sa), np.atleast_2d(sb)
+        rho, sab, err = fused.correlations(sigma, err, sa2, sb2, eps, rho_absolute)
+        block = PairBlock(sa, sb, rho, sab=sab)
+        e, err_e, _ = ss[h - 1](block, rows, cols, "ss")
+        de, err_d, slope = dsds[h - 1](block, rows, cols, "dsds")
+        check = checked is None or h in checked
+        sigma, err, ntk, ntk_err = fused.layer_update(
+            err, ntk, ntk_err, *_full(sigma.shape, e, err_e, de, err_d, slope),
+            slope is not None, w2, b2, eps, REL_TARGET, check, flag)
+        emit(h, sigma, ntk)
+    return flag
+
+
+def _full(shape, *arrays):
+    """Arrays as C-contiguous float64 of ``shape`` (broadcast where an evaluator returned a
+    smaller shape or a scalar; None, an unused slope: zeros), the one layout the compiled
+    loops are built for."""
+    out = []
+    for a in arrays:
+        a = np.zeros(shape) if a is None else np.asarray(a, dtype=np.float64)
+        if a.shape != shape:
+            a = np.broadcast_to(a, shape)
+        out.append(np.ascontiguousarray(a))
+    return tuple(out)
 
 
 def block_layers(
@@ -235,15 +305,10 @@ def block_layers(
         def emit(h, s, k):
             at = slot(h)
             if at is not None:
-                for mat, values in ((nngp[at], s), (ntk[at], k)):
-                    if symmetric:  # the mirror image, in rows of r1 - r0 entries
-                        mat[c0:c1, r0:r1] = values.T
-                    mat[r0:r1, c0:c1] = values
-                    if symmetric and c0 == r0:  # the diagonal square: lower from upper
-                        square = mat[r0:r1, r0:r1]
-                        square[lower] = square.T[lower]
+                # with the mirror image (of the upper triangle where c0 == r0)
+                fused.write_block(nngp[at], s, r0, c0, symmetric)
+                fused.write_block(ntk[at], k, r0, c0, symmetric)
 
-        lower = _lower_triangle(r1 - r0)
         flag = recursion(
             sigma, err, [s[r0:r1, None] for s in sq1], [s[None, c0:c1] for s in sq2],
             ss_layers, dsds_layers, w2, b2, emit, slice(r0, r1), slice(c0, c1), checked,

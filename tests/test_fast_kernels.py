@@ -186,3 +186,103 @@ def test_erf_kernels_through_cancelling_layers():
     assert smallest < 1e-4  # the data do hold a cancelling pair
     if np.finfo(np.longdouble).eps < np.finfo(float).eps:
         assert layers[-1].careful_pairs <= 2
+
+
+def test_compiled_recursion_repeats_the_numpy_expressions_bitwise():
+    """The compiled float64 loops (hgmntk.fused) against the numpy expressions they
+    replace, on one block: every layer's Sigma and NTK bitwise, the same marked entries,
+    with bounds that are infinite or NaN somewhere, or a missing slope (all marked)."""
+    rng = np.random.default_rng(3)
+    n, m = 7, 11
+    sa = [rng.uniform(0.5, 2, (n, 1)) for _ in range(3)]
+    sb = [rng.uniform(0.5, 2, (1, m)) for _ in range(3)]
+    sigma = rng.uniform(-1, 1, (n, m)) * sa[0] * sb[0]
+    sigma[0, 0] = 2 * sa[0][0, 0] * sb[0][0, 0]  # beyond rho = 1: clipped
+    err = np.abs(rng.standard_normal((n, m))) * 1e-16
+
+    def evaluator(layer, missing_slope):
+        def evaluate(block, rows, cols, key):
+            value = np.sin(3 * block.rho) * block.sab + 0.01 * layer
+            bound = 1e-16 * np.abs(value) + (1e-13 if layer == 2 else 0.0)
+            if key == "ss":
+                bound = bound.copy()
+                bound[1, 2] = np.inf
+                return value, bound, None
+            slope = None if missing_slope and layer == 1 else np.abs(np.cos(block.rho))
+            bound = bound.copy()
+            bound[2, 3] = np.nan
+            return np.cos(block.rho), bound, slope
+        return evaluate
+
+    for rho_absolute, missing_slope in ((True, False), (False, False), (True, True)):
+        layers = [evaluator(h, missing_slope) for h in range(3)]
+        got = {}
+        for name, run in (("fused", block_kernels._fused_recursion),
+                          ("numpy", block_kernels._array_recursion)):
+            kept: list = []
+
+            def emit(h, s, k, kept=kept):
+                kept.append((s.copy(), k.copy()))
+
+            flag = run(sigma.copy(), err.copy(), sa, sb, layers, layers, 2.25, 0.0025, emit,
+                       slice(0, n), slice(0, m), None, rho_absolute)
+            got[name] = flag, kept
+        assert np.array_equal(got["fused"][0], got["numpy"][0])
+        assert got["fused"][0].any() and (missing_slope or not got["fused"][0].all())
+        for (s1, k1), (s2, k2) in zip(got["fused"][1], got["numpy"][1]):
+            assert np.array_equal(s1, s2) and np.array_equal(k1, k2)
+
+
+def test_compiled_block_writer_mirrors_symmetric_outputs():
+    """fused.write_block: a block off the diagonal lands with its transpose; one on the
+    diagonal (c0 == r0) fills the square from its upper triangle only."""
+    from hgmntk import fused
+
+    mat = np.full((6, 6), np.nan)
+    values = np.arange(12.0).reshape(3, 4)
+    fused.write_block(mat, values, 0, 2, True)
+    assert np.array_equal(mat[0:3, 2:6], values) and np.array_equal(mat[2:6, 0:3], values.T)
+    square = np.arange(9.0).reshape(3, 3)
+    mat = np.full((3, 3), np.nan)
+    fused.write_block(mat, square, 0, 0, True)
+    upper = np.triu(square)
+    assert np.array_equal(mat, upper + np.triu(square, 1).T)
+    plain = np.full((3, 4), np.nan)
+    fused.write_block(plain, values, 0, 0, False)
+    assert np.array_equal(plain, values)
+
+
+@pytest.mark.parametrize("rho_absolute", [True, False])
+def test_compiled_layer_steps_match_the_numpy_steps_with_their_bounds(rho_absolute):
+    """fused.correlations / fused.layer_update against block_kernels.array_correlations /
+    array_update on random data with NaN and infinite inputs: values and bounds bitwise,
+    so the compiled path marks exactly the entries the numpy one would."""
+    from hgmntk import fused
+
+    rng = np.random.default_rng(5)
+    n, m = 9, 13
+    sa, sb = rng.uniform(0.1, 3, (n, 1)), rng.uniform(0.1, 3, (1, m))
+    sigma = rng.uniform(-1.2, 1.2, (n, m)) * sa * sb
+    err = np.abs(rng.standard_normal((n, m))) * 1e-15
+    err[0, 1] = np.inf
+    eps = float(np.finfo(float).eps)
+    want = block_kernels.array_correlations(sigma, err, sa, sb, eps, rho_absolute)
+    got = fused.correlations(sigma, err, sa, sb, eps, rho_absolute)
+    for x, y in zip(got, want):
+        assert np.array_equal(x, y, equal_nan=True)
+    arrays = [rng.standard_normal((n, m)) for _ in range(7)]
+    ntk, ntk_err, e, err_e, de, err_d, slope = arrays
+    ntk_err, err_e, err_d, slope = (np.abs(x) * 1e-14 for x in (ntk_err, err_e, err_d, slope))
+    err_d[2, 2], err_e[3, 4] = np.nan, np.inf
+    for has_slope in (True, False):
+        want = block_kernels.array_update(err, ntk, ntk_err, e, err_e, de, err_d,
+                                          slope if has_slope else None, 2.25, 0.01, eps)
+        flag = np.zeros((n, m), dtype=bool)
+        got = fused.layer_update(err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope,
+                                 2.25, 0.01, eps, block_kernels.REL_TARGET, True, flag)
+        for x, y in zip(got, want):
+            assert np.array_equal(x, y, equal_nan=True)
+        bad = ~(want[1] <= block_kernels.REL_TARGET * np.abs(want[0]))
+        bad |= ~(want[3] <= block_kernels.REL_TARGET * np.abs(want[2]))
+        assert np.array_equal(flag, bad) and bad.any()
+        assert not bad.all() or not has_slope

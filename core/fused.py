@@ -1,0 +1,114 @@
+"""Compiled (numba) loops of the fast path's float64 recursion, one pass per step.
+
+The deep-kernel recursion of :mod:`hgmntk.block_kernels` does a few arithmetic operations
+per entry and layer, carrying an absolute error bound along; written as numpy expressions
+that is some thirty passes over each block per layer, and those passes, not the duals,
+took most of the time of the closed-form kernels.  The functions here do the same
+arithmetic, in the same order (so the same float64 values), entry by entry in one pass:
+
+* :func:`correlations`: rho = Sigma / (sa sb) clipped to [-1, 1], sab = sa sb, and the
+  error of c grown by the rounding of rho;
+* :func:`layer_update`: Sigma_{h+1} = W^2 E + b^2, NTK_{h+1} = Sigma_{h+1} + NTK_h W^2 E',
+  their bounds, and the mark of entries whose bound exceeds the target;
+* :func:`write_block`: a block written into the kernel matrix, and mirrored for a
+  symmetric one (column by column, so the transposed writes are contiguous).
+
+They take float64 arrays only (numba has no long double): the extended-precision passes
+keep the numpy expressions, which are also the reference the tests compare these with.
+Compiled code is cached on disk (``cache=True``), so only the first run on a machine pays
+for the compilation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def correlations(sigma, err, sa, sb, eps, rho_absolute):
+    """rho = clip(Sigma / sab, -1, 1), sab = sa sb, and err + 2 eps (|Sigma| (+ sab with
+    ``rho_absolute``)); ``sigma``, ``err`` are (n, m), ``sa`` (n, 1) or (n, m), ``sb``
+    (1, m) or (n, m) (broadcast by indexing).  Returns (rho, sab, err)."""
+    n, m = sigma.shape
+    rho = np.empty((n, m))
+    sab = np.empty((n, m))
+    out = np.empty((n, m))
+    wide_a = sa.shape[1] > 1
+    wide_b = sb.shape[0] > 1
+    for i in range(n):
+        for j in range(m):
+            a = sa[i, j] if wide_a else sa[i, 0]
+            b = sb[i, j] if wide_b else sb[0, j]
+            s = a * b
+            sab[i, j] = s
+            r = sigma[i, j] / s
+            if r > 1.0:
+                r = 1.0
+            elif r < -1.0:
+                r = -1.0
+            rho[i, j] = r
+            t = abs(sigma[i, j])
+            if rho_absolute:
+                t += s
+            out[i, j] = err[i, j] + t * (2 * eps)
+    return rho, sab, out
+
+
+@njit(nogil=True, cache=True)
+def layer_update(sigma_err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope, w2, b2,
+                 eps, target, check, flag):
+    """One layer of the recursion on (n, m) arrays: returns (Sigma, err, NTK, NTK err)
+    of the next layer from the previous NTK and bounds and the evaluators' E, its bound,
+    E', its bound and slope (ignored, taken infinite, unless ``has_slope``); with
+    ``check``, entries whose bound exceeds ``target`` of their value (or is NaN) are set
+    in ``flag``.  The same operations, in the same order, as
+    :func:`hgmntk.block_kernels.recursion`'s numpy expressions."""
+    n, m = ntk.shape
+    new_s = np.empty((n, m))
+    new_err = np.empty((n, m))
+    new_k = np.empty((n, m))
+    new_kerr = np.empty((n, m))
+    two_b2 = eps * 2 * b2
+    for i in range(n):
+        for j in range(m):
+            err = sigma_err[i, j]
+            wde = w2 * de[i, j]
+            if has_slope:
+                d_err = slope[i, j] * err + err_d[i, j]
+            else:
+                d_err = np.inf
+            new = w2 * e[i, j] + b2
+            abs_new = abs(new)
+            s_err = abs_new * eps + (abs(de[i, j]) * err + err_e[i, j]) * w2 + two_b2
+            k = ntk[i, j]
+            abs_k = abs(k)
+            k_new = k * wde + new
+            t = (abs_k * eps + ntk_err[i, j]) * abs(wde) + (abs_k * w2) * d_err
+            t = t + s_err + eps * abs_new
+            new_s[i, j] = new
+            new_err[i, j] = s_err
+            new_k[i, j] = k_new
+            new_kerr[i, j] = t
+            if check:
+                if not (s_err <= target * abs_new) or not (t <= target * abs(k_new)):
+                    flag[i, j] = True
+    return new_s, new_err, new_k, new_kerr
+
+
+@njit(nogil=True, cache=True)
+def write_block(mat, values, r0, c0, symmetric):
+    """mat[r0:r0+n, c0:c0+m] = values, and with ``symmetric`` the mirror image
+    mat[c0:c0+m, r0:r0+n] = values.T; where the block straddles the diagonal (c0 == r0)
+    only its upper triangle is used, on both sides."""
+    n, m = values.shape
+    square = symmetric and c0 == r0
+    for i in range(n):
+        start = i if square else 0
+        for j in range(start, m):
+            mat[r0 + i, c0 + j] = values[i, j]
+    if symmetric:
+        for j in range(m):
+            stop = min(j + 1, n) if square else n
+            for i in range(stop):
+                mat[c0 + j, r0 + i] = values[i, j]
