@@ -40,7 +40,10 @@ float type: long double in the deep kernels' careful path) and a block one for t
 path, returning (values, absolute error bound, slope |dE[s's']/dc| for E[s's']).  The bound
 is a few units of roundoff times the magnitude of the terms (the sum of their absolute
 values), times the growth of exponentials with large arguments (e^x with x carrying a
-relative error eps has a relative error |x| eps).  The error of c itself is the
+relative error eps has a relative error |x| eps).  On float64 blocks each form's
+block evaluation runs as one compiled loop (:mod:`hgmntk.plugins.smooth_compiled`, the same
+formulas entry by entry, both duals and the slope in one pass); the numpy forms serve
+long-double blocks and the careful path.  The error of c itself is the
 recursion's business (Price's theorem: it moves E[ss] by E[s's'] dc and E[s's'] by the
 slope).
 """
@@ -56,6 +59,7 @@ import numpy as np
 from hgmntk.covariance import VARIANCE_RANGE, Covariances
 from hgmntk.integrator import PairBlock
 
+from . import smooth_compiled as compiled
 from .closed_forms import _pi, _with_block
 
 # The forms are written so their intermediate quantities neither overflow nor underflow
@@ -201,11 +205,39 @@ class SmoothForm:
             err = (p.eps * (8 + growth)) * magnitude
         return value, err
 
+    def compiled(self):
+        """A compiled loop ``f(sa, sb, rho, sab) -> (E[ss], bound, E[s's'], bound, slope)``
+        over float64 blocks (see :mod:`hgmntk.plugins.smooth_compiled`), or None."""
+        return None
+
+    def _compiled_block(self, block: PairBlock):
+        """The compiled loop's five arrays for a 2-D float64 block (computed once per
+        block for both duals), or None where the numpy forms serve it."""
+        rho = block.rho
+        if rho.dtype != np.float64 or rho.ndim != 2:
+            return None
+        key = ("compiled", self.key())
+        out = block.cache.get(key)
+        if out is None:
+            run = self.compiled()
+            if run is None:
+                return None
+            sa = np.ascontiguousarray(np.broadcast_to(block.sa, (rho.shape[0], 1)))
+            sb = np.ascontiguousarray(np.broadcast_to(block.sb, (1, rho.shape[1])))
+            out = block.cache[key] = run(sa, sb, rho, np.ascontiguousarray(block.sab))
+        return out
+
     def ss_block(self, block: PairBlock):
+        out = self._compiled_block(block)
+        if out is not None:
+            return out[0], out[1], None
         value, err = self._block(Pair.of_block(block))
         return value, err, None
 
     def dsds_block(self, block: PairBlock):
+        out = self._compiled_block(block)
+        if out is not None:
+            return out[2], out[3], out[4]
         p = Pair.of_block(block)
         d = self.derivative()
         value, err = d._block(p)
@@ -291,6 +323,12 @@ class ErfForm(SmoothForm):
             return _ErfSlope(self.A, self.B)
         return ErfForm(self.A, self.B, derivative=True)
 
+    def compiled(self):
+        if self.is_derivative:
+            return None
+        A, B, C = self.A, self.B, self.C
+        return lambda sa, sb, rho, sab: compiled.erf_block(sa, sb, rho, sab, A, B, C)
+
 
 class _ErfSlope(SmoothForm):
     """dE[s's']/dc of erf: A^2 B^2 (4/pi) t^2 c / D_t^(3/2)."""
@@ -312,13 +350,11 @@ class TrigForm(SmoothForm):
         self.A, self.B, self.C, self.cosine = float(A), float(B), float(C), cosine
 
     def terms(self, p: Pair):
-        A, B, C = self.A, self.B, self.C
+        B = self.B
         # e^-P + g e^-Q = (e^-P - e^-Q) + (1 + g) e^-Q; with m = e^-min(P, Q),
         # small = e^-max(P, Q) and q = 1 - e^-|Q - P|:  e^-P - e^-Q = +-m q
         m, small, q, q_ge_p = p.trig(B)
-        cos2 = math.cos(2 * C)
-        g = cos2 if self.cosine else -cos2
-        scale = A * A / 2
+        g, one_plus_g, scale = self._constants()
         growth = (B * B) * p.sum_sq()  # P + Q: the exponents' relative error eps (P + Q)
         if g == 1:  # cos(Bu + k pi): e^-P + e^-Q = m + small
             value = m + small
@@ -341,7 +377,6 @@ class TrigForm(SmoothForm):
             # m q + (1 + g) e^-Q) the one of smaller magnitude (the first for a small |g|,
             # e.g. Rbf's cos(pi/2), the second for g near -1, e.g. sin)
             mq = m * q
-            one_plus_g = 2 * (math.cos(C) ** 2 if self.cosine else math.sin(C) ** 2)
             split = mq + one_plus_g * eq
             direct = small - g * m  # magnitude, for Q < P (e^-P = small, e^-Q = m)
             use_direct = ~q_ge_p & (direct < split)
@@ -352,6 +387,18 @@ class TrigForm(SmoothForm):
 
     def derivative(self) -> SmoothForm:
         return TrigForm(self.A * self.B, self.B, self.C, cosine=not self.cosine)
+
+    def _constants(self) -> tuple[float, float, float]:
+        """g = -+cos 2C, 1 + g and A^2/2 as :meth:`terms` uses them."""
+        cos2 = math.cos(2 * self.C)
+        g = cos2 if self.cosine else -cos2
+        one_plus_g = 2 * (math.cos(self.C) ** 2 if self.cosine else math.sin(self.C) ** 2)
+        return g, one_plus_g, self.A * self.A / 2
+
+    def compiled(self):
+        B = self.B
+        constants = self._constants() + self.derivative()._constants()
+        return lambda sa, sb, rho, sab: compiled.trig_block(sa, sb, rho, sab, B, *constants)
 
     def slope(self, p: Pair) -> np.ndarray:
         """s'' = -B^2 s: |E[s''s'']| = B^4 |E[ss]|."""
@@ -375,6 +422,11 @@ class ExpForm(SmoothForm):
 
     def derivative(self) -> SmoothForm:
         return ExpForm(self.A * self.B, self.B)
+
+    def compiled(self):
+        aa, d = self.A * self.A, self.derivative()
+        daa, B = d.A * d.A, self.B
+        return lambda sa, sb, rho, sab: compiled.exp_block(sa, sb, rho, sab, aa, daa, B)
 
     def slope(self, p: Pair) -> np.ndarray:
         """s'' = B^2 s: E[s''s''] = B^4 E[ss]."""
@@ -423,6 +475,12 @@ class GaussianForm(SmoothForm):
     def derivative(self) -> SmoothForm:
         return GaussianForm(self.A, self.B, self.order + 1)
 
+    def compiled(self):
+        if self.order != 0:
+            return None
+        A, B = self.A, self.B
+        return lambda sa, sb, rho, sab: compiled.gaussian_block(sa, sb, rho, sab, A, B)
+
 
 class GeluForm(SmoothForm):
     """s = u Phi(u) (``order`` 0, 1, 2: E[ss], E[s's'], dE[s's']/dc)."""
@@ -468,6 +526,9 @@ class GeluForm(SmoothForm):
 
     def derivative(self) -> SmoothForm:
         return GeluForm(self.order + 1)
+
+    def compiled(self):
+        return compiled.gelu_block if self.order == 0 else None
 
 
 class PolynomialForm(SmoothForm):
@@ -521,3 +582,20 @@ class PolynomialForm(SmoothForm):
 
     def derivative(self) -> SmoothForm:
         return PolynomialForm([j * x for j, x in enumerate(self.coef)][1:] or [0.0])
+
+    def _tables(self) -> tuple:
+        """The weights as a padded array, their counts, which g_m are non-zero, the
+        factors 1/m! and the growth 4 len(coef), for the compiled loop."""
+        size = max(len(w) for w in self.weights)
+        weights = np.zeros((len(self.weights), size))
+        for m, w in enumerate(self.weights):
+            weights[m, :len(w)] = w
+        counts = np.array([len(w) for w in self.weights], dtype=np.int64)
+        nonzero = np.array([any(w) for w in self.weights])
+        factors = np.array([1.0 / math.factorial(m) for m in range(len(self.weights))])
+        return weights, counts, nonzero, factors, 4.0 * len(self.coef)
+
+    def compiled(self):
+        first = self.derivative()
+        tables = self._tables() + first._tables() + first.derivative()._tables()[:4]
+        return lambda sa, sb, rho, sab: compiled.polynomial_block(sa, sb, rho, sab, *tables)

@@ -1,0 +1,272 @@
+"""The closed forms of :mod:`hgmntk.plugins.smooth_forms` as compiled loops (numba) over a
+float64 block: one pass per block gives E[ss], its bound, E[s's'], its bound and the slope
+|dE[s's']/dc| of every entry.
+
+Each loop computes, entry by entry, the same formulas in the same order as the numpy
+forms (see that module's docstring for the mathematics), from the block's sa (n, 1),
+sb (1, m), rho and sab = sa sb (n, m):
+
+    c = rho sab,  a = sa^2,  b = sb^2,  det = sab^2 (1 - rho)(1 + rho),
+    a + b - 2|c| = (sa - sb)^2 + 2 sab (1 - |rho|),
+    a + b + 2c = (sa - sb)^2 + 2 sab (1 + rho),
+
+and each bound is eps (8 + growth) times the magnitude of the terms, as
+:meth:`SmoothForm._block`.  The numpy forms stay for the long-double passes and the
+careful path, and are what the tests compare these with (to a few ulps: numba's exp and
+arctan2 are not numpy's).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+EPS = float(np.finfo(np.float64).eps)
+PI = math.pi
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _outputs(n, m):
+    """Five (n, m) arrays: E[ss], its bound, E[s's'], its bound, the slope."""
+    return np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _det(rho, sab):
+    return (sab * sab) * ((1 - rho) * (1 + rho))
+
+
+@njit(nogil=True, cache=True)
+def erf_block(sa, sb, rho, sab, A, B, C):
+    """s = A erf(B u) + C: E[ss] = (2 A^2/pi) arctan2(t c, sqrt(D_t)) + C^2,
+    E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t), slope A^2 B^2 (4/pi) t^2 |c| / D_t^(3/2),
+    with t = 2 B^2, D_t = 1 + t (a + b) + t^2 det."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    t = 2 * B * B
+    k_ss = 2 * A * A / PI
+    k_d = 4 * A * A * B * B / PI
+    k_slope = 4 * A**2 * B**2 * t * t / PI
+    cc = C * C
+    for i in range(n):
+        a = sa[i, 0] * sa[i, 0]
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            c = r * s
+            big = 1 + t * (a + sb[0, j] * sb[0, j]) + (t * t) * _det(r, s)
+            root = math.sqrt(big)
+            angle = math.atan2((2 * B * B) * c, root)
+            e[i, j] = k_ss * angle + cc
+            err_e[i, j] = (EPS * 8) * (k_ss * abs(angle) + cc)
+            value = k_d / root
+            de[i, j] = value
+            err_d[i, j] = (EPS * 8) * value
+            slope[i, j] = abs(k_slope * c / (big * root))
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
+    """(value, magnitude) of A sin/cos(B u + C)'s dual (TrigForm.terms), g = -+cos 2C."""
+    if g == 1:
+        value = m_ + small
+        return scale * value, scale * value
+    if g == -1:
+        mq = m_ * q
+        return scale * math.copysign(mq, c), scale * mq
+    eq = small if q_ge_p else m_
+    if g >= 0:
+        value = (m_ if q_ge_p else small) + g * eq
+        return scale * value, scale * value
+    if g >= -0.5:
+        ep = m_ if q_ge_p else small
+        return scale * (ep + g * eq), scale * (ep - g * eq)
+    mq = m_ * q
+    split = mq + one_plus_g * eq
+    direct = small - g * m_
+    if not q_ge_p and direct < split:
+        return scale * (small + g * m_), scale * direct
+    return scale * ((mq if q_ge_p else -mq) + one_plus_g * eq), scale * split
+
+
+@njit(nogil=True, cache=True)
+def trig_block(sa, sb, rho, sab, B, g, one_plus_g, scale, dg, d_one_plus_g, d_scale):
+    """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
+    s'): E = scale (e^-P + g e^-Q), P, Q = B^2 (a + b -+ 2c)/2, in the split forms of
+    TrigForm.terms; slope B^4 |E[ss]|; growth B^2 (a + b)."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    b4 = B**4
+    for i in range(n):
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            c = r * s
+            diff = sa[i, 0] - sb[0, j]
+            sum_abs = diff * diff + (2 * s) * (1 - abs(r))
+            k2 = abs((2 * B * B) * c)
+            low = (B * B / 2) * sum_abs
+            m_ = math.exp(-low)
+            small = math.exp(-(low + k2))
+            q = -math.expm1(-k2)
+            q_ge_p = c >= 0
+            growth = (B * B) * (sa[i, 0] * sa[i, 0] + sb[0, j] * sb[0, j])
+            bound = EPS * (8 + growth)
+            value, size = _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale)
+            e[i, j] = value
+            err_e[i, j] = bound * size
+            value_d, size_d = _trig_terms(m_, small, q, q_ge_p, c, dg, d_one_plus_g, d_scale)
+            de[i, j] = value_d
+            err_d[i, j] = bound * size_d
+            slope[i, j] = b4 * abs(value)
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True)
+def exp_block(sa, sb, rho, sab, AA, dAA, B):
+    """s = A exp(B u) (AA = A^2, dAA = (A B)^2): E[ss] = A^2 e^Q, Q = B^2 (a + b + 2c)/2,
+    E[s's'] = (A B)^2 e^Q, slope B^4 E[ss]; growth 2Q."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    b4 = B**4
+    half = B * B / 2
+    for i in range(n):
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            diff = sa[i, 0] - sb[0, j]
+            q = half * (diff * diff + (2 * s) * (1 + r))
+            eq = math.exp(q)
+            bound = EPS * (8 + 2 * q)
+            value = AA * eq
+            e[i, j] = value
+            err_e[i, j] = bound * value
+            value_d = dAA * eq
+            de[i, j] = value_d
+            err_d[i, j] = bound * value_d
+            slope[i, j] = b4 * value
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True)
+def gaussian_block(sa, sb, rho, sab, A, B):
+    """s = A exp(B u^2): G = 1 - 2B (a + b) + 4B^2 det (as (1 - 2Ba)(1 - 2Bb) - 4B^2 c^2
+    for B > 0, NaN where it is not positive), E[ss] = A^2 / sqrt(G),
+    E[s's'] = 4 A^2 B^2 c / G^(3/2), slope 4 A^2 B^2 (G^(-3/2) + 12 B^2 c^2 G^(-5/2))."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    k = 4 * A * A * B * B
+    for i in range(n):
+        a = sa[i, 0] * sa[i, 0]
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            c = r * s
+            b = sb[0, j] * sb[0, j]
+            if B <= 0:
+                g = 1 - 2 * B * (a + b) + (4 * B * B) * _det(r, s)
+                growth = 0.0
+            else:
+                x, y = 1 - 2 * B * a, 1 - 2 * B * b
+                cc = (4 * B * B) * (c * c)
+                g = x * y - cc
+                growth = 4 * (abs(x * y) + cc) / g if g != 0 else np.inf
+                if not (x > 0 and y > 0 and g > 0):
+                    g = np.nan
+            root = 1 / math.sqrt(g) if g >= 0 else np.nan
+            value = (A * A) * root
+            e[i, j] = value
+            err_e[i, j] = (EPS * (8 + growth)) * value
+            r3 = root * root * root
+            value = (k * c) * r3
+            de[i, j] = value
+            err_d[i, j] = (EPS * (8 + 3 * growth)) * abs(value)
+            slope[i, j] = abs(k * (r3 + ((12 * B * B) * (c * c)) * (r3 / g)))
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True)
+def gelu_block(sa, sb, rho, sab):
+    """s = u Phi(u), with delta^2 = 1 + a + b + det (the three orders of GeluForm)."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    two_pi = 2 * PI
+    for i in range(n):
+        a = sa[i, 0] * sa[i, 0]
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            c = r * s
+            b = sb[0, j] * sb[0, j]
+            sum_sq = a + b
+            det = _det(r, s)
+            d2 = 1 + sum_sq + det
+            delta = math.sqrt(d2)
+            ab1 = (a + 1) * (b + 1)
+            quarter = math.atan2(delta, -c) / two_pi
+            first = ((c * c) / ab1 / delta + (a / (a + 1)) * (b / (b + 1)) * delta) / two_pi
+            second = c * quarter
+            e[i, j] = first + second
+            err_e[i, j] = (EPS * 8) * (first + abs(second))
+            first = c / (two_pi * delta) * (1 / d2 + (2 + sum_sq) / ab1)
+            de[i, j] = first + quarter
+            err_d[i, j] = (EPS * 8) * (abs(first) + quarter)
+            ad, bd = a / d2, b / d2
+            rest = ((sum_sq / d2) * (det / d2) + ad * ad + bd * bd + 4 * (ad * bd)
+                    + (3 * sum_sq / d2) / d2 + (c / d2) * (c / d2) + (2 / d2) / d2)
+            slope[i, j] = abs((1 + 1 / d2 + rest) / (two_pi * delta))
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _g(w, count, x):
+    """g_m(x) = sum_i w[i] x^i (Horner, ``count`` weights) and its terms' magnitude."""
+    value = w[count - 1]
+    size = abs(w[count - 1])
+    for i in range(count - 2, -1, -1):
+        value = value * x + w[i]
+        size = size * x + abs(w[i])
+    return value, size
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _poly_terms(weights, counts, nonzero, factors, a, b, c):
+    """PolynomialForm.terms at one pair: Horner in c over m of g_m(a) g_m(b) / m!."""
+    value = 0.0
+    size = 0.0
+    started = False
+    abs_c = abs(c)
+    for k in range(weights.shape[0] - 1, -1, -1):
+        if started:
+            value = value * c
+            size = size * abs_c
+        if not nonzero[k]:
+            continue
+        ga, ma = _g(weights[k], counts[k], a)
+        gb, mb = _g(weights[k], counts[k], b)
+        term = (factors[k] * ga) * gb
+        mag = (factors[k] * ma) * mb
+        value = value + term if started else term
+        size = size + mag if started else mag
+        started = True
+    return value, size
+
+
+@njit(nogil=True, cache=True)
+def polynomial_block(sa, sb, rho, sab, w0, n0, z0, f0, g0, w1, n1, z1, f1, g1, w2, n2, z2, f2):
+    """s = sum_j p_j u^j: the finite Mehler sums of s (weights w0 ...), s' (w1 ...) and s''
+    (w2 ...: the slope), each with its growth g = 4 (number of coefficients)."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    for i in range(n):
+        a = sa[i, 0] * sa[i, 0]
+        for j in range(m):
+            c = rho[i, j] * sab[i, j]
+            b = sb[0, j] * sb[0, j]
+            value, size = _poly_terms(w0, n0, z0, f0, a, b, c)
+            e[i, j] = value
+            err_e[i, j] = (EPS * (8 + g0)) * size
+            value, size = _poly_terms(w1, n1, z1, f1, a, b, c)
+            de[i, j] = value
+            err_d[i, j] = (EPS * (8 + g1)) * size
+            value, _ = _poly_terms(w2, n2, z2, f2, a, b, c)
+            slope[i, j] = abs(value)
+    return e, err_e, de, err_d, slope

@@ -1,0 +1,75 @@
+"""The compiled loops of the smooth closed forms (hgmntk.plugins.smooth_compiled) against
+the numpy forms they repeat (hgmntk.plugins.smooth_forms), on blocks with rho = +-1,
+variances from 1e-4 to 1e2 and the parameters of every family: values within the sum of
+the two bounds (the loops' exp and arctan2 are not numpy's, so a few ulps of each term
+may differ), the same bounds to a few ulps of their size, the same NaN (a Gaussian
+beyond its convergence), and the slope to 1e-12 of its scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hgmntk.integrator import PairBlock
+from hgmntk.plugins import smooth_forms as sf
+
+FORMS = [
+    sf.ErfForm(1, 1), sf.ErfForm(0.5, 2, 0.1),
+    sf.TrigForm(1, 1), sf.TrigForm(1, 1, cosine=True), sf.TrigForm(1.5, 0.5, 0.3),
+    sf.TrigForm(1, 2, cosine=True), sf.TrigForm(2**0.5, 1, np.pi / 4), sf.TrigForm(1, 1, 2.0),
+    sf.TrigForm(1, 0.7, 1.0, cosine=True),
+    sf.ExpForm(0.5, 0.3), sf.ExpForm(1, 1),
+    sf.GaussianForm(1, -0.5), sf.GaussianForm(2, -0.01), sf.GaussianForm(1, 0.1),
+    sf.GeluForm(),
+    sf.PolynomialForm([0.1, 1, 0.5]), sf.PolynomialForm([0, 0, 1]),
+    sf.PolynomialForm([1, -2, 0, 3, 0.5]), sf.PolynomialForm([0, 0, 0, 1]),
+]
+
+
+def _numpy_only(form):
+    """A copy of ``form`` without its compiled loop (the numpy block evaluation)."""
+    twin = type(form).__new__(type(form))
+    twin.__dict__.update(form.__dict__)
+    twin.compiled = lambda: None
+    return twin
+
+
+@pytest.mark.parametrize("form", FORMS, ids=lambda f: f"{type(f).__name__}{vars(f)}"[:60])
+def test_compiled_form_matches_the_numpy_form(form):
+    rng = np.random.default_rng(11)
+    n, m = 30, 40
+    sa = np.sqrt(10.0 ** rng.uniform(-4, 2, (n, 1)))
+    sb = np.sqrt(10.0 ** rng.uniform(-4, 2, (1, m)))
+    rho = rng.uniform(-1, 1, (n, m))
+    rho[0, :6] = [1, -1, 1 - 1e-12, -1 + 1e-9, 0, 1e-300]
+    rho[1:, 0] = 1.0
+    sab = sa * sb
+    assert form.compiled() is not None
+    got = form._compiled_block(PairBlock(sa, sb, rho, sab=sab))
+    block = PairBlock(sa, sb, rho, sab=sab)
+    twin = _numpy_only(form)
+    assert twin._compiled_block(block) is None
+    numpy_values = twin.ss_block(block)[:2] + twin.dsds_block(block)
+    want = [np.broadcast_to(x, rho.shape) for x in numpy_values]
+    for k in range(5):
+        assert np.array_equal(np.isnan(got[k]), np.isnan(want[k]))
+    finite = np.isfinite(want[0]) & np.isfinite(want[2])
+    assert finite.mean() > 0.5
+    eps = np.finfo(float).eps
+    for value, bound in ((0, 1), (2, 3)):
+        diff = np.abs(got[value] - want[value])[finite]
+        assert np.all(diff <= (got[bound] + want[bound])[finite])
+        assert np.all(np.abs(got[bound] - want[bound])[finite] <= 64 * eps * want[bound][finite])
+    scale = np.max(np.abs(want[4][finite]))
+    slope = np.abs(want[4][finite])
+    assert np.all(np.abs(got[4] - want[4])[finite] <= 1e-12 * slope + 1e-14 * scale)
+
+
+def test_long_double_blocks_keep_the_numpy_forms():
+    """The compiled loops are float64 only: a long-double block gets the numpy forms."""
+    form = sf.ErfForm(1, 1)
+    ld = np.longdouble
+    block = PairBlock(np.ones((2, 1), ld), np.ones((1, 3), ld), np.zeros((2, 3), ld))
+    assert form._compiled_block(block) is None
+    value, bound, _ = form.ss_block(block)
+    assert value.dtype == ld and np.all(value == 0)
