@@ -14,6 +14,10 @@ and each bound is eps (8 + growth) times the magnitude of the terms, as
 :meth:`SmoothForm._block`.  The numpy forms stay for the long-double passes and the
 careful path, and are what the tests compare these with (to a few ulps: numba's exp and
 arctan2 are not numpy's).
+
+Transcendental functions are left to numpy between two compiled passes (the arguments,
+then the rest): numpy's vectorised exp, expm1 and arctan2 cost 1-3 ns an entry here, a
+scalar call in a compiled loop 4-15 ns.
 """
 
 from __future__ import annotations
@@ -38,33 +42,60 @@ def _det(rho, sab):
     return (sab * sab) * ((1 - rho) * (1 + rho))
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _erf_big(sa_i, sb_j, r, s, t):
+    """D_t = 1 + t (a + b) + t^2 det."""
+    return 1 + t * (sa_i * sa_i + sb_j * sb_j) + (t * t) * _det(r, s)
+
+
 @njit(nogil=True, cache=True)
-def erf_block(sa, sb, rho, sab, A, B, C):
-    """s = A erf(B u) + C: E[ss] = (2 A^2/pi) arctan2(t c, sqrt(D_t)) + C^2,
-    E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t), slope A^2 B^2 (4/pi) t^2 |c| / D_t^(3/2),
-    with t = 2 B^2, D_t = 1 + t (a + b) + t^2 det."""
+def erf_arguments(sa, sb, rho, sab, B):
+    """The arguments of erf's arctan2: t c and sqrt(D_t) (t = 2 B^2)."""
+    n, m = rho.shape
+    y, x = np.empty((n, m)), np.empty((n, m))
+    t = 2 * B * B
+    for i in range(n):
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            y[i, j] = (2 * B * B) * (r * s)
+            x[i, j] = math.sqrt(_erf_big(sa[i, 0], sb[0, j], r, s, t))
+    return y, x
+
+
+@njit(nogil=True, cache=True)
+def erf_block(sa, sb, rho, sab, angle, A, B, C, k_slope):
+    """s = A erf(B u) + C, given angle = arctan2(t c, sqrt(D_t)):
+    E[ss] = (2 A^2/pi) angle + C^2, E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t),
+    slope k_slope |c| / D_t^(3/2) (k_slope = A^2 B^2 (4/pi) t^2), with t = 2 B^2 and
+    D_t = 1 + t (a + b) + t^2 det."""
     n, m = rho.shape
     e, err_e, de, err_d, slope = _outputs(n, m)
     t = 2 * B * B
     k_ss = 2 * A * A / PI
     k_d = 4 * A * A * B * B / PI
-    k_slope = 4 * A**2 * B**2 * t * t / PI
     cc = C * C
     for i in range(n):
-        a = sa[i, 0] * sa[i, 0]
         for j in range(m):
             r, s = rho[i, j], sab[i, j]
-            c = r * s
-            big = 1 + t * (a + sb[0, j] * sb[0, j]) + (t * t) * _det(r, s)
+            big = _erf_big(sa[i, 0], sb[0, j], r, s, t)
             root = math.sqrt(big)
-            angle = math.atan2((2 * B * B) * c, root)
-            e[i, j] = k_ss * angle + cc
-            err_e[i, j] = (EPS * 8) * (k_ss * abs(angle) + cc)
+            phi = angle[i, j]
+            e[i, j] = k_ss * phi + cc
+            err_e[i, j] = (EPS * 8) * (k_ss * abs(phi) + cc)
             value = k_d / root
             de[i, j] = value
             err_d[i, j] = (EPS * 8) * value
-            slope[i, j] = abs(k_slope * c / (big * root))
+            slope[i, j] = abs(k_slope * (r * s) / (big * root))
     return e, err_e, de, err_d, slope
+
+
+def erf(sa, sb, rho, sab, A, B, C):
+    """The five arrays of s = A erf(B u) + C (numpy's vectorised arctan2 between two
+    compiled passes: a scalar arctan2 in the loop costs five times as much)."""
+    y, x = erf_arguments(sa, sb, rho, sab, B)
+    t = 2 * B * B
+    k_slope = 4 * A**2 * B**2 * t * t / PI  # rounded as _ErfSlope does
+    return erf_block(sa, sb, rho, sab, np.arctan2(y, x), A, B, C, k_slope)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -92,60 +123,97 @@ def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
 
 
 @njit(nogil=True, cache=True)
-def trig_block(sa, sb, rho, sab, B, g, one_plus_g, scale, dg, d_one_plus_g, d_scale):
-    """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
-    s'): E = scale (e^-P + g e^-Q), P, Q = B^2 (a + b -+ 2c)/2, in the split forms of
-    TrigForm.terms; slope B^4 |E[ss]|; growth B^2 (a + b)."""
+def trig_arguments(sa, sb, rho, sab, B):
+    """min(P, Q) = B^2 (a + b - 2|c|)/2 and |Q - P| = 2 B^2 |c| of a trigonometric form."""
     n, m = rho.shape
-    e, err_e, de, err_d, slope = _outputs(n, m)
-    b4 = B**4
+    low, k2 = np.empty((n, m)), np.empty((n, m))
     for i in range(n):
         for j in range(m):
             r, s = rho[i, j], sab[i, j]
-            c = r * s
             diff = sa[i, 0] - sb[0, j]
-            sum_abs = diff * diff + (2 * s) * (1 - abs(r))
-            k2 = abs((2 * B * B) * c)
-            low = (B * B / 2) * sum_abs
-            m_ = math.exp(-low)
-            small = math.exp(-(low + k2))
-            q = -math.expm1(-k2)
+            k2[i, j] = abs((2 * B * B) * (r * s))
+            low[i, j] = (B * B / 2) * (diff * diff + (2 * s) * (1 - abs(r)))
+    return low, k2
+
+
+@njit(nogil=True, cache=True)
+def trig_block(sa, sb, rho, sab, big, small, q, B, b4, g, one_plus_g, scale, dg,
+               d_one_plus_g, d_scale):
+    """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
+    s'), given e^-min(P, Q), e^-max(P, Q) and 1 - e^-|Q - P| (``big``, ``small``, ``q``):
+    E = scale (e^-P + g e^-Q), P, Q = B^2 (a + b -+ 2c)/2, in the split forms of
+    TrigForm.terms; slope b4 |E[ss]| (b4 = B^4, rounded as Python does); growth
+    B^2 (a + b)."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    for i in range(n):
+        for j in range(m):
+            c = rho[i, j] * sab[i, j]
+            m_, sm, qq = big[i, j], small[i, j], q[i, j]
             q_ge_p = c >= 0
             growth = (B * B) * (sa[i, 0] * sa[i, 0] + sb[0, j] * sb[0, j])
             bound = EPS * (8 + growth)
-            value, size = _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale)
+            value, size = _trig_terms(m_, sm, qq, q_ge_p, c, g, one_plus_g, scale)
             e[i, j] = value
             err_e[i, j] = bound * size
-            value_d, size_d = _trig_terms(m_, small, q, q_ge_p, c, dg, d_one_plus_g, d_scale)
+            value_d, size_d = _trig_terms(m_, sm, qq, q_ge_p, c, dg, d_one_plus_g, d_scale)
             de[i, j] = value_d
             err_d[i, j] = bound * size_d
             slope[i, j] = b4 * abs(value)
     return e, err_e, de, err_d, slope
 
 
+def trig(sa, sb, rho, sab, B, *constants):
+    """The five arrays of a trigonometric form (numpy's vectorised exp and expm1 between
+    two compiled passes)."""
+    low, k2 = trig_arguments(sa, sb, rho, sab, B)
+    big = np.exp(-low)
+    low += k2
+    np.negative(low, out=low)
+    small = np.exp(low)
+    np.negative(k2, out=k2)
+    q = np.expm1(k2)
+    np.negative(q, out=q)
+    return trig_block(sa, sb, rho, sab, big, small, q, B, B**4, *constants)
+
+
 @njit(nogil=True, cache=True)
-def exp_block(sa, sb, rho, sab, AA, dAA, B):
-    """s = A exp(B u) (AA = A^2, dAA = (A B)^2): E[ss] = A^2 e^Q, Q = B^2 (a + b + 2c)/2,
-    E[s's'] = (A B)^2 e^Q, slope B^4 E[ss]; growth 2Q."""
+def exp_arguments(sa, sb, rho, sab, B):
+    """Q = B^2 (a + b + 2c)/2 = B^2 ((sa - sb)^2 + 2 sab (1 + rho))/2."""
     n, m = rho.shape
-    e, err_e, de, err_d, slope = _outputs(n, m)
-    b4 = B**4
+    out = np.empty((n, m))
     half = B * B / 2
     for i in range(n):
         for j in range(m):
-            r, s = rho[i, j], sab[i, j]
             diff = sa[i, 0] - sb[0, j]
-            q = half * (diff * diff + (2 * s) * (1 + r))
-            eq = math.exp(q)
-            bound = EPS * (8 + 2 * q)
-            value = AA * eq
+            out[i, j] = half * (diff * diff + (2 * sab[i, j]) * (1 + rho[i, j]))
+    return out
+
+
+@njit(nogil=True, cache=True)
+def exp_block(q, eq, AA, dAA, b4):
+    """s = A exp(B u) (AA = A^2, dAA = (A B)^2, b4 = B^4), given Q and e^Q:
+    E[ss] = A^2 e^Q, E[s's'] = (A B)^2 e^Q, slope B^4 E[ss]; growth 2Q."""
+    n, m = q.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    for i in range(n):
+        for j in range(m):
+            bound = EPS * (8 + 2 * q[i, j])
+            value = AA * eq[i, j]
             e[i, j] = value
             err_e[i, j] = bound * value
-            value_d = dAA * eq
+            value_d = dAA * eq[i, j]
             de[i, j] = value_d
             err_d[i, j] = bound * value_d
             slope[i, j] = b4 * value
     return e, err_e, de, err_d, slope
+
+
+def exponential(sa, sb, rho, sab, AA, dAA, B):
+    """The five arrays of s = A exp(B u) (numpy's vectorised exp between two compiled
+    passes)."""
+    q = exp_arguments(sa, sb, rho, sab, B)
+    return exp_block(q, np.exp(q), AA, dAA, B**4)
 
 
 @njit(nogil=True, cache=True)
@@ -185,8 +253,23 @@ def gaussian_block(sa, sb, rho, sab, A, B):
 
 
 @njit(nogil=True, cache=True)
-def gelu_block(sa, sb, rho, sab):
-    """s = u Phi(u), with delta^2 = 1 + a + b + det (the three orders of GeluForm)."""
+def gelu_arguments(sa, sb, rho, sab):
+    """delta = sqrt(1 + a + b + det) and -c, the arguments of gelu's arctan2."""
+    n, m = rho.shape
+    delta, minus_c = np.empty((n, m)), np.empty((n, m))
+    for i in range(n):
+        a = sa[i, 0] * sa[i, 0]
+        for j in range(m):
+            r, s = rho[i, j], sab[i, j]
+            delta[i, j] = math.sqrt(1 + (a + sb[0, j] * sb[0, j]) + _det(r, s))
+            minus_c[i, j] = -(r * s)
+    return delta, minus_c
+
+
+@njit(nogil=True, cache=True)
+def gelu_block(sa, sb, rho, sab, angle):
+    """s = u Phi(u), with delta^2 = 1 + a + b + det, given angle = arctan2(delta, -c)
+    (the three orders of GeluForm)."""
     n, m = rho.shape
     e, err_e, de, err_d, slope = _outputs(n, m)
     two_pi = 2 * PI
@@ -201,7 +284,7 @@ def gelu_block(sa, sb, rho, sab):
             d2 = 1 + sum_sq + det
             delta = math.sqrt(d2)
             ab1 = (a + 1) * (b + 1)
-            quarter = math.atan2(delta, -c) / two_pi
+            quarter = angle[i, j] / two_pi
             first = ((c * c) / ab1 / delta + (a / (a + 1)) * (b / (b + 1)) * delta) / two_pi
             second = c * quarter
             e[i, j] = first + second
@@ -214,6 +297,12 @@ def gelu_block(sa, sb, rho, sab):
                     + (3 * sum_sq / d2) / d2 + (c / d2) * (c / d2) + (2 / d2) / d2)
             slope[i, j] = abs((1 + 1 / d2 + rest) / (two_pi * delta))
     return e, err_e, de, err_d, slope
+
+
+def gelu(sa, sb, rho, sab):
+    """The five arrays of gelu (numpy's vectorised arctan2 between two compiled passes)."""
+    delta, minus_c = gelu_arguments(sa, sb, rho, sab)
+    return gelu_block(sa, sb, rho, sab, np.arctan2(delta, minus_c))
 
 
 @njit(nogil=True, cache=True, inline="always")

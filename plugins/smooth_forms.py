@@ -327,7 +327,7 @@ class ErfForm(SmoothForm):
         if self.is_derivative:
             return None
         A, B, C = self.A, self.B, self.C
-        return lambda sa, sb, rho, sab: compiled.erf_block(sa, sb, rho, sab, A, B, C)
+        return lambda sa, sb, rho, sab: compiled.erf(sa, sb, rho, sab, A, B, C)
 
 
 class _ErfSlope(SmoothForm):
@@ -398,7 +398,7 @@ class TrigForm(SmoothForm):
     def compiled(self):
         B = self.B
         constants = self._constants() + self.derivative()._constants()
-        return lambda sa, sb, rho, sab: compiled.trig_block(sa, sb, rho, sab, B, *constants)
+        return lambda sa, sb, rho, sab: compiled.trig(sa, sb, rho, sab, B, *constants)
 
     def slope(self, p: Pair) -> np.ndarray:
         """s'' = -B^2 s: |E[s''s'']| = B^4 |E[ss]|."""
@@ -426,7 +426,7 @@ class ExpForm(SmoothForm):
     def compiled(self):
         aa, d = self.A * self.A, self.derivative()
         daa, B = d.A * d.A, self.B
-        return lambda sa, sb, rho, sab: compiled.exp_block(sa, sb, rho, sab, aa, daa, B)
+        return lambda sa, sb, rho, sab: compiled.exponential(sa, sb, rho, sab, aa, daa, B)
 
     def slope(self, p: Pair) -> np.ndarray:
         """s'' = B^2 s: E[s''s''] = B^4 E[ss]."""
@@ -528,7 +528,7 @@ class GeluForm(SmoothForm):
         return GeluForm(self.order + 1)
 
     def compiled(self):
-        return compiled.gelu_block if self.order == 0 else None
+        return compiled.gelu if self.order == 0 else None
 
 
 class PolynomialForm(SmoothForm):
