@@ -454,8 +454,14 @@ def _compensated(x1, x2, i, j, sq1, sq2, ss, dsds, w_std, b_std, slot, nngp, ntk
 def _pair_sigma0(x1, x2, i, j, w2: float, b2: float):
     """Sigma_0 of the pairs (x1[i], x2[j]) from compensated dot products (long double,
     accurate where x.x' cancels) and the products of their norms |x1[i]| |x2[j]|."""
-    hi, lo = dot2(x1[i], x2[j])
-    norms = np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i]) * np.einsum("ij,ij->i", x2[j], x2[j]))
+    if x1.dtype == np.float64 and x2.dtype == np.float64:
+        hi, lo, norms = fused.pair_dot2(np.ascontiguousarray(x1), np.ascontiguousarray(x2),
+                                        np.asarray(i, dtype=np.int64),
+                                        np.asarray(j, dtype=np.int64))
+    else:
+        hi, lo = dot2(x1[i], x2[j])
+        norms = np.sqrt(np.einsum("ij,ij->i", x1[i], x1[i])
+                        * np.einsum("ij,ij->i", x2[j], x2[j]))
     return affine_covariance(w2, b2, hi, lo, x1.shape[1]), norms
 
 

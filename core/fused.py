@@ -112,3 +112,47 @@ def write_block(mat, values, r0, c0, symmetric):
             stop = min(j + 1, n) if square else n
             for i in range(stop):
                 mat[c0 + j, r0 + i] = values[i, j]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _two_product(x, y):
+    """x y = p + e exactly (Dekker's split, as :func:`hgmntk.covariance.two_product`)."""
+    p = x * y
+    t = 134217729.0 * x
+    xh = t - (t - x)
+    xl = x - xh
+    t = 134217729.0 * y
+    yh = t - (t - y)
+    yl = y - yh
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _two_sum(x, y):
+    """x + y = s + e exactly (Knuth)."""
+    s = x + y
+    bp = s - x
+    return s, (x - (s - bp)) + (y - bp)
+
+
+@njit(nogil=True, cache=True)
+def pair_dot2(x1, x2, i, j):
+    """For the pairs (x1[i[k]], x2[j[k]]): the dot products as unevaluated sums hi + lo
+    (Dot2 of Ogita, Rump and Oishi, the same operations as
+    :func:`hgmntk.covariance.dot2`) and the products of the norms |x1[i]| |x2[j]|,
+    without gathering the rows first."""
+    count, d = i.size, x1.shape[1]
+    hi, lo, norms = np.empty(count), np.empty(count), np.empty(count)
+    for k in range(count):
+        x, y = x1[i[k]], x2[j[k]]
+        p, s = _two_product(x[0], y[0])
+        sx, sy = x[0] * x[0], y[0] * y[0]
+        for t in range(1, d):
+            h, r = _two_product(x[t], y[t])
+            p, q = _two_sum(p, h)
+            s = s + (q + r)
+            sx += x[t] * x[t]
+            sy += y[t] * y[t]
+        hi[k], lo[k] = _two_sum(p, s)
+        norms[k] = np.sqrt(sx * sy)
+    return hi, lo, norms

@@ -286,3 +286,22 @@ def test_compiled_layer_steps_match_the_numpy_steps_with_their_bounds(rho_absolu
         bad |= ~(want[3] <= block_kernels.REL_TARGET * np.abs(want[2]))
         assert np.array_equal(flag, bad) and bad.any()
         assert not bad.all() or not has_slope
+
+
+def test_compiled_pair_dot2_matches_the_vectorised_dot2():
+    """fused.pair_dot2 gathers the pairs itself and gives Dot2's hi + lo bitwise (the
+    same error-free operations), and the norms' products to rounding."""
+    from hgmntk import fused
+    from hgmntk.covariance import dot2
+
+    rng = np.random.default_rng(8)
+    x1, x2 = rng.standard_normal((20, 7)), rng.standard_normal((15, 7))
+    x2[3] = x1[4] * (1 + 1e-12)  # a near-duplicate
+    x2[5] -= (x2[5] @ x1[6]) / (x1[6] @ x1[6]) * x1[6]  # nearly orthogonal to x1[6]
+    i, j = rng.integers(0, 20, 50), rng.integers(0, 15, 50)
+    i[:2], j[:2] = [4, 6], [3, 5]
+    hi, lo, norms = fused.pair_dot2(x1, x2, i, j)
+    want_hi, want_lo = dot2(x1[i], x2[j])
+    assert np.array_equal(hi, want_hi) and np.array_equal(lo, want_lo)
+    want = np.linalg.norm(x1[i], axis=1) * np.linalg.norm(x2[j], axis=1)
+    assert np.allclose(norms, want, rtol=1e-14, atol=0)
