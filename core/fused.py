@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def correlations(sigma, err, sa, sb, eps, rho_absolute):
     """rho = clip(Sigma / sab, -1, 1), sab = sa sb, and err + 2 eps (|Sigma| (+ sab with
     ``rho_absolute``)); ``sigma``, ``err`` are (n, m), ``sa`` (n, 1) or (n, m), ``sb``
@@ -55,7 +55,7 @@ def correlations(sigma, err, sa, sb, eps, rho_absolute):
     return rho, sab, out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def layer_update(sigma_err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope, w2, b2,
                  eps, target, check, flag):
     """One layer of the recursion on (n, m) arrays: returns (Sigma, err, NTK, NTK err)
@@ -96,7 +96,7 @@ def layer_update(sigma_err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope,
     return new_s, new_err, new_k, new_kerr
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def write_block(mat, values, r0, c0, symmetric):
     """mat[r0:r0+n, c0:c0+m] = values, and with ``symmetric`` the mirror image
     mat[c0:c0+m, r0:r0+n] = values.T; where the block straddles the diagonal (c0 == r0)
@@ -114,7 +114,7 @@ def write_block(mat, values, r0, c0, symmetric):
                 mat[c0 + j, r0 + i] = values[i, j]
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _two_product(x, y):
     """x y = p + e exactly (Dekker's split, as :func:`hgmntk.covariance.two_product`)."""
     p = x * y
@@ -127,7 +127,7 @@ def _two_product(x, y):
     return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _two_sum(x, y):
     """x + y = s + e exactly (Knuth)."""
     s = x + y
@@ -135,7 +135,7 @@ def _two_sum(x, y):
     return s, (x - (s - bp)) + (y - bp)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def pair_dot2(x1, x2, i, j):
     """For the pairs (x1[i[k]], x2[j[k]]): the dot products as unevaluated sums hi + lo
     (Dot2 of Ogita, Rump and Oishi, the same operations as

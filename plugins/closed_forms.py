@@ -59,6 +59,8 @@ from hgmntk.block_kernels import precision_ratio
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.integrator import PairBlock
 
+from . import compiled_forms as compiled
+
 #: A block value (n >= 2) is trusted when it keeps at least this fraction of its terms'
 #: magnitude.
 TRUST = 1e-2
@@ -300,10 +302,40 @@ class RectifiedFamily:
             total = total + 2 * al * be * _j_careful(n, psi, theta, sin)
         return half_power(cov.a * cov.b, n) / (2 * pi) * total
 
+    def _compiled_block(self, block: PairBlock):
+        """For n = 1 on a 2-D float64 block: both duals, their bounds and the slope from
+        one compiled loop (:func:`hgmntk.plugins.compiled_forms.rectified_linear_block`,
+        the formulas of :meth:`ss_block` and :meth:`dsds_block`), computed once per block;
+        None elsewhere."""
+        rho = block.rho
+        if self.n != 1 or rho.dtype != np.float64 or rho.ndim != 2:
+            return None
+        key = ("rectified linear", self.alpha, self.beta)
+        out = block.cache.get(key)
+        if out is None:
+            al, be = self.alpha, self.beta
+            pi = np.pi
+            d_al, d_be = al, -be  # s' = alpha Y(u) - beta Y(-u): the family (0, al, -be)
+            d_arcsin = d_al * d_be < 0
+            if d_arcsin:
+                d_mix, d_scale, d_big = 0.0, (d_al - d_be) ** 2 / (2 * pi), (d_al + d_be) ** 2 / 4
+                asin = np.arcsin(rho)
+            else:
+                d_mix = 2 * d_al * d_be / (d_al * d_al + d_be * d_be)
+                d_scale, d_big, asin = (d_al * d_al + d_be * d_be) / (2 * pi), 0.0, rho
+            out = block.cache[key] = compiled.rectified_linear_block(
+                rho, block.theta, asin, np.ascontiguousarray(block.sab),
+                2 * al * be / (al * al + be * be), (al * al + be * be) / (2 * pi),
+                1 - RHO_MARGIN, d_mix, d_scale, d_big, d_arcsin, (d_al - d_be) ** 2 / (2 * pi))
+        return out
+
     def ss_block(self, block: PairBlock):
         """Block form of :meth:`ss` (float64 or longdouble): (values, absolute error bound,
         None); the bound is 8 eps times the terms' magnitude, infinite where rho is within
         ``RHO_MARGIN`` of +-1 or (n >= 2) the value keeps less than ``TRUST`` of it."""
+        out = self._compiled_block(block)
+        if out is not None:
+            return out[0], out[1], None
         n, al, be = self.n, self.alpha, self.beta
         rho = block.rho
         pi, eps, ratio = _constants(rho.dtype)
@@ -355,6 +387,9 @@ class RectifiedFamily:
     def dsds_block(self, block: PairBlock):
         """Block form of :meth:`dsds`: (values, absolute error bound, slope), the slope
         being |d E[s's'] / dc| = |E[s''s'']| (Price), which carries the error of c."""
+        out = self._compiled_block(block)
+        if out is not None:
+            return out[2], out[3], out[4]
         d = self.derivative()
         rho = block.rho
         pi, eps, ratio = _constants(rho.dtype)

@@ -41,7 +41,7 @@ path, returning (values, absolute error bound, slope |dE[s's']/dc| for E[s's']).
 is a few units of roundoff times the magnitude of the terms (the sum of their absolute
 values), times the growth of exponentials with large arguments (e^x with x carrying a
 relative error eps has a relative error |x| eps).  On float64 blocks each form's
-block evaluation runs as one compiled loop (:mod:`hgmntk.plugins.smooth_compiled`, the same
+block evaluation runs as one compiled loop (:mod:`hgmntk.plugins.compiled_forms`, the same
 formulas entry by entry, both duals and the slope in one pass); the numpy forms serve
 long-double blocks and the careful path.  The error of c itself is the
 recursion's business (Price's theorem: it moves E[ss] by E[s's'] dc and E[s's'] by the
@@ -59,7 +59,7 @@ import numpy as np
 from hgmntk.covariance import VARIANCE_RANGE, Covariances
 from hgmntk.integrator import PairBlock
 
-from . import smooth_compiled as compiled
+from . import compiled_forms as compiled
 from .closed_forms import _pi, _with_block
 
 # The forms are written so their intermediate quantities neither overflow nor underflow
@@ -207,7 +207,7 @@ class SmoothForm:
 
     def compiled(self):
         """A compiled loop ``f(sa, sb, rho, sab) -> (E[ss], bound, E[s's'], bound, slope)``
-        over float64 blocks (see :mod:`hgmntk.plugins.smooth_compiled`), or None."""
+        over float64 blocks (see :mod:`hgmntk.plugins.compiled_forms`), or None."""
         return None
 
     def _compiled_block(self, block: PairBlock):

@@ -1,4 +1,4 @@
-"""The compiled loops of the smooth closed forms (hgmntk.plugins.smooth_compiled) against
+"""The compiled loops of the smooth closed forms (hgmntk.plugins.compiled_forms) against
 the numpy forms they repeat (hgmntk.plugins.smooth_forms), on blocks with rho = +-1,
 variances from 1e-4 to 1e2 and the parameters of every family: the same formulas in the
 same order, with numpy's own exp, expm1 and arctan2 between the loops, give the same
@@ -64,3 +64,28 @@ def test_long_double_blocks_keep_the_numpy_forms():
     assert form._compiled_block(block) is None
     value, bound, _ = form.ss_block(block)
     assert value.dtype == ld and np.all(value == 0)
+
+
+@pytest.mark.parametrize("alpha, beta", [(1, 0), (1, 1), (1, -0.1), (1, -0.5), (2, 0.5),
+                                         (2, -0.5), (0, 1), (-1, 3)])
+def test_compiled_rectified_linear_family_matches_the_numpy_form(alpha, beta, monkeypatch):
+    """relu, abs, leaky and two-slope relus (n = 1 of the arc-cosine family): the compiled
+    loop gives both duals, bounds (infinite near rho = +-1) and slopes bitwise."""
+    from hgmntk.plugins.closed_forms import RectifiedFamily
+
+    rng = np.random.default_rng(13)
+    n, m = 20, 30
+    sa = np.sqrt(10.0 ** rng.uniform(-4, 2, (n, 1)))
+    sb = np.sqrt(10.0 ** rng.uniform(-4, 2, (1, m)))
+    rho = rng.uniform(-1, 1, (n, m))
+    rho[0, :6] = [1, -1, 1 - 1e-12, -1 + 1e-9, 0, 1 - 1e-7]
+    family = RectifiedFamily(1, alpha, beta)
+    block = PairBlock(sa, sb, rho, sab=sa * sb)
+    got = family.ss_block(block)[:2] + family.dsds_block(block)
+    assert family._compiled_block(block) is not None
+    monkeypatch.setattr(RectifiedFamily, "_compiled_block", lambda self, block: None)
+    block = PairBlock(sa, sb, rho, sab=sa * sb)
+    want = family.ss_block(block)[:2] + family.dsds_block(block)
+    for k in range(5):
+        assert np.array_equal(got[k], np.broadcast_to(want[k], rho.shape), equal_nan=True), k
+    assert np.isinf(got[1][0, 0]) and np.isfinite(got[1][0, 4])

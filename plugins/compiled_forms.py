@@ -1,9 +1,10 @@
-"""The closed forms of :mod:`hgmntk.plugins.smooth_forms` as compiled loops (numba) over a
-float64 block: one pass per block gives E[ss], its bound, E[s's'], its bound and the slope
+"""The closed forms of :mod:`hgmntk.plugins.smooth_forms` and of the rectified linear
+family of :mod:`hgmntk.plugins.closed_forms` as compiled loops (numba) over a float64
+block: one pass per block gives E[ss], its bound, E[s's'], its bound and the slope
 |dE[s's']/dc| of every entry.
 
 Each loop computes, entry by entry, the same formulas in the same order as the numpy
-forms (see that module's docstring for the mathematics), from the block's sa (n, 1),
+forms (see those modules' docstrings for the mathematics), from the block's sa (n, 1),
 sb (1, m), rho and sab = sa sb (n, m):
 
     c = rho sab,  a = sa^2,  b = sb^2,  det = sab^2 (1 - rho)(1 + rho),
@@ -11,13 +12,11 @@ sb (1, m), rho and sab = sa sb (n, m):
     a + b + 2c = (sa - sb)^2 + 2 sab (1 + rho),
 
 and each bound is eps (8 + growth) times the magnitude of the terms, as
-:meth:`SmoothForm._block`.  The numpy forms stay for the long-double passes and the
-careful path, and are what the tests compare these with (to a few ulps: numba's exp and
-arctan2 are not numpy's).
-
-Transcendental functions are left to numpy between two compiled passes (the arguments,
-then the rest): numpy's vectorised exp, expm1 and arctan2 cost 1-3 ns an entry here, a
-scalar call in a compiled loop 4-15 ns.
+:meth:`SmoothForm._block`.  Transcendental functions are left to numpy between two
+compiled passes (the arguments, then the rest): numpy's vectorised exp, expm1, arctan2
+and arccos cost 1-3 ns an entry here, a scalar call in a compiled loop 4-15 ns.  So the
+loops give the numpy forms' values and bounds bitwise, which the tests check; the numpy
+forms stay for the long-double passes and the careful path.
 """
 
 from __future__ import annotations
@@ -31,24 +30,24 @@ EPS = float(np.finfo(np.float64).eps)
 PI = math.pi
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _outputs(n, m):
     """Five (n, m) arrays: E[ss], its bound, E[s's'], its bound, the slope."""
     return np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _det(rho, sab):
     return (sab * sab) * ((1 - rho) * (1 + rho))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _erf_big(sa_i, sb_j, r, s, t):
     """D_t = 1 + t (a + b) + t^2 det."""
     return 1 + t * (sa_i * sa_i + sb_j * sb_j) + (t * t) * _det(r, s)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def erf_arguments(sa, sb, rho, sab, B):
     """The arguments of erf's arctan2: t c and sqrt(D_t) (t = 2 B^2)."""
     n, m = rho.shape
@@ -62,7 +61,7 @@ def erf_arguments(sa, sb, rho, sab, B):
     return y, x
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def erf_block(sa, sb, rho, sab, angle, A, B, C, k_slope):
     """s = A erf(B u) + C, given angle = arctan2(t c, sqrt(D_t)):
     E[ss] = (2 A^2/pi) angle + C^2, E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t),
@@ -98,7 +97,7 @@ def erf(sa, sb, rho, sab, A, B, C):
     return erf_block(sa, sb, rho, sab, np.arctan2(y, x), A, B, C, k_slope)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
     """(value, magnitude) of A sin/cos(B u + C)'s dual (TrigForm.terms), g = -+cos 2C."""
     if g == 1:
@@ -122,7 +121,7 @@ def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
     return scale * ((mq if q_ge_p else -mq) + one_plus_g * eq), scale * split
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def trig_arguments(sa, sb, rho, sab, B):
     """min(P, Q) = B^2 (a + b - 2|c|)/2 and |Q - P| = 2 B^2 |c| of a trigonometric form."""
     n, m = rho.shape
@@ -136,7 +135,7 @@ def trig_arguments(sa, sb, rho, sab, B):
     return low, k2
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def trig_block(sa, sb, rho, sab, big, small, q, B, b4, g, one_plus_g, scale, dg,
                d_one_plus_g, d_scale):
     """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
@@ -177,7 +176,7 @@ def trig(sa, sb, rho, sab, B, *constants):
     return trig_block(sa, sb, rho, sab, big, small, q, B, B**4, *constants)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def exp_arguments(sa, sb, rho, sab, B):
     """Q = B^2 (a + b + 2c)/2 = B^2 ((sa - sb)^2 + 2 sab (1 + rho))/2."""
     n, m = rho.shape
@@ -190,7 +189,7 @@ def exp_arguments(sa, sb, rho, sab, B):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def exp_block(q, eq, AA, dAA, b4):
     """s = A exp(B u) (AA = A^2, dAA = (A B)^2, b4 = B^4), given Q and e^Q:
     E[ss] = A^2 e^Q, E[s's'] = (A B)^2 e^Q, slope B^4 E[ss]; growth 2Q."""
@@ -216,7 +215,7 @@ def exponential(sa, sb, rho, sab, AA, dAA, B):
     return exp_block(q, np.exp(q), AA, dAA, B**4)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def gaussian_block(sa, sb, rho, sab, A, B):
     """s = A exp(B u^2): G = 1 - 2B (a + b) + 4B^2 det (as (1 - 2Ba)(1 - 2Bb) - 4B^2 c^2
     for B > 0, NaN where it is not positive), E[ss] = A^2 / sqrt(G),
@@ -252,7 +251,7 @@ def gaussian_block(sa, sb, rho, sab, A, B):
     return e, err_e, de, err_d, slope
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def gelu_arguments(sa, sb, rho, sab):
     """delta = sqrt(1 + a + b + det) and -c, the arguments of gelu's arctan2."""
     n, m = rho.shape
@@ -266,7 +265,7 @@ def gelu_arguments(sa, sb, rho, sab):
     return delta, minus_c
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def gelu_block(sa, sb, rho, sab, angle):
     """s = u Phi(u), with delta^2 = 1 + a + b + det, given angle = arctan2(delta, -c)
     (the three orders of GeluForm)."""
@@ -305,7 +304,7 @@ def gelu(sa, sb, rho, sab):
     return gelu_block(sa, sb, rho, sab, np.arctan2(delta, minus_c))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _g(w, count, x):
     """g_m(x) = sum_i w[i] x^i (Horner, ``count`` weights) and its terms' magnitude."""
     value = w[count - 1]
@@ -316,7 +315,7 @@ def _g(w, count, x):
     return value, size
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _poly_terms(weights, counts, nonzero, factors, a, b, c):
     """PolynomialForm.terms at one pair: Horner in c over m of g_m(a) g_m(b) / m!."""
     value = 0.0
@@ -339,7 +338,7 @@ def _poly_terms(weights, counts, nonzero, factors, a, b, c):
     return value, size
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def polynomial_block(sa, sb, rho, sab, w0, n0, z0, f0, g0, w1, n1, z1, f1, g1, w2, n2, z2, f2):
     """s = sum_j p_j u^j: the finite Mehler sums of s (weights w0 ...), s' (w1 ...) and s''
     (w2 ...: the slope), each with its growth g = 4 (number of coefficients)."""
@@ -358,4 +357,53 @@ def polynomial_block(sa, sb, rho, sab, w0, n0, z0, f0, g0, w1, n1, z1, f1, g1, w
             err_d[i, j] = (EPS * (8 + g1)) * size
             value, _ = _poly_terms(w2, n2, z2, f2, a, b, c)
             slope[i, j] = abs(value)
+    return e, err_e, de, err_d, slope
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def rectified_linear_block(rho, theta, asin, sab, mix, scale, hi, d_mix, d_scale, d_big,
+                           d_arcsin, jump):
+    """s = alpha u Y(u) + beta (-u) Y(-u) (relu, abs, leaky and two-slope relus), given
+    theta = arccos(rho) (and arcsin(rho) in ``asin`` where ``d_arcsin``), as
+    RectifiedFamily.ss_block / dsds_block compute them (n = 1):
+
+        E[ss] = scale sab [(1 + mix) sin + rho (rest - mix theta)],  rest = pi - theta,
+        E[s's'] = d_scale (rest + d_mix theta)  or, where alpha beta > 0 (``d_arcsin``),
+                  d_big + d_scale arcsin(rho),
+        slope = jump / (sab sin)  (the delta of s'': jump = (alpha + beta)^2 / (2 pi)),
+
+    bounds 8 eps times the terms' magnitudes, infinite for 1 - |rho| below 1 - ``hi``
+    (E[s's'] in its arccos form only)."""
+    n, m = rho.shape
+    e, err_e, de, err_d, slope = _outputs(n, m)
+    for i in range(n):
+        for j in range(m):
+            r, t, s = rho[i, j], theta[i, j], sab[i, j]
+            sin = math.sqrt((1 - r) * (1 + r))
+            rest = PI - t
+            trusted = r >= -hi and r <= hi
+            if mix == 0:
+                u = rest * r
+                value = sin + u
+                size = sin + abs(u)
+            else:
+                value = (1 + mix) * sin + r * (rest - mix * t)
+                size = abs(1 + mix) * sin + abs(r) * (rest + abs(mix) * t)
+            k = scale * s
+            e[i, j] = k * value
+            err_e[i, j] = ((EPS * 8) * k) * size if trusted else np.inf
+            if d_arcsin:
+                small = d_scale * asin[i, j]
+                de[i, j] = small + d_big
+                err_d[i, j] = (EPS * 8) * (abs(small) + d_big)
+            else:
+                if d_mix == 0:
+                    value = rest
+                    size = rest
+                else:
+                    value = rest + d_mix * t
+                    size = rest + abs(d_mix) * t
+                de[i, j] = d_scale * value
+                err_d[i, j] = ((EPS * 8) * d_scale) * size if trusted else np.inf
+            slope[i, j] = jump / (s * sin)
     return e, err_e, de, err_d, slope
