@@ -156,3 +156,52 @@ def pair_dot2(x1, x2, i, j):
         hi[k], lo[k] = _two_sum(p, s)
         norms[k] = np.sqrt(sx * sy)
     return hi, lo, norms
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def level_horner(ha_t, hb_t, rho, cut):
+    """(e, e', e''/2) of e(rho) = sum_{n < cut} ha_t[i, n] hb_t[j, n] rho^n for every entry
+    (i, j) of a 2-D block, each with its own number of terms ``cut[i, j]``: the compiled
+    twin of :func:`hgmntk.mehler.level_horner` (the same Horner steps per entry, so the
+    same values), with the coefficients as rows (ha_t: rows x terms, hb_t: columns x
+    terms) so each entry reads them contiguously."""
+    n, m = rho.shape
+    e, de, d2 = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+    for i in range(n):
+        a = ha_t[i]
+        for j in range(m):
+            b = hb_t[j]
+            r = rho[i, j]
+            x = 0.0
+            dx = 0.0
+            d2x = 0.0
+            for k in range(cut[i, j] - 1, -1, -1):
+                d2x = d2x * r + dx
+                dx = dx * r + x
+                x = x * r + a[k] * b[k]
+            e[i, j], de[i, j], d2[i, j] = x, dx, d2x
+    return e, de, d2
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def kinked_horner(ra_t, hb_t, qa_t, rb_t, rho, terms):
+    """(e, e', e''/2) of e(rho) = sum_{n < terms} (ra_t[i, n] hb_t[j, n]
+    + qa_t[i, n] rb_t[j, n]) rho^n on a 2-D block: the kinked Mehler sum of
+    :mod:`hgmntk.kink_mehler` (its numpy loop's Horner steps, per entry)."""
+    n, m = rho.shape
+    e, de, d2 = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+    for i in range(n):
+        ra, qa = ra_t[i], qa_t[i]
+        for j in range(m):
+            hb, rb = hb_t[j], rb_t[j]
+            r = rho[i, j]
+            x = 0.0
+            dx = 0.0
+            d2x = 0.0
+            for k in range(terms - 1, -1, -1):
+                d2x = d2x * r + dx
+                dx = dx * r + x
+                x = x * r + ra[k] * hb[k]
+                x = x + qa[k] * rb[k]
+            e[i, j], de[i, j], d2[i, j] = x, dx, d2x
+    return e, de, d2

@@ -68,6 +68,7 @@ import mpmath
 import numpy as np
 import scipy.special
 
+from . import fused
 from .integrator import PairBlock
 from .ld_matmul import matmul
 from .mehler import hermite_function_matrix, horner_shift, level_factor, level_horner
@@ -786,7 +787,10 @@ class KinkedMehlerDual:
         n_hi = int(cuts[-1])
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
-        if kinked:
+        if kinked and not flat and rho.dtype == ra.dtype == np.float64:
+            rows_first = (np.ascontiguousarray(t.T) for t in (ra, hb, qa, rb))
+            e, de, d2 = fused.kinked_horner(*rows_first, np.ascontiguousarray(rho), n_hi)
+        elif kinked:
             e, de, d2 = (np.zeros(rho.shape, dtype=self.dtype) for _ in range(3))
             for n in range(n_hi - 1, -1, -1):
                 horner_shift(e, de, d2, rho)

@@ -43,6 +43,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.special
 
+from . import fused
 from .integrator import PairBlock
 from .ld_matmul import matmul
 
@@ -149,7 +150,19 @@ def level_horner(ha: np.ndarray, hb: np.ndarray, rho: np.ndarray, absrho: np.nda
     increasing).  From the top level down, the terms cuts[k-1]..cuts[k]-1 run on the
     entries above levels[k-1] (gathered), carrying the Horner state of the entries above
     the next level; the whole block's pass starts where they leave it.  (Shared with
-    :mod:`hgmntk.kink_mehler`.)"""
+    :mod:`hgmntk.kink_mehler`.)  2-D float64 blocks run the compiled twin
+    :func:`hgmntk.fused.level_horner` (the same steps per entry)."""
+    if rho.ndim == 2 and rho.dtype == ha.dtype == hb.dtype == np.float64:
+        # 2-D float64 blocks: the compiled twin, each entry with its level's cut
+        cut = np.asarray(cuts, dtype=np.int64)[
+            np.searchsorted(np.asarray(levels[:-1], dtype=float), absrho, side="left")]
+        return fused.level_horner(np.ascontiguousarray(ha.T), np.ascontiguousarray(hb.T),
+                                  np.ascontiguousarray(rho), cut)
+    return array_level_horner(ha, hb, rho, absrho, levels, cuts)
+
+
+def array_level_horner(ha, hb, rho, absrho, levels, cuts):
+    """:func:`level_horner` in numpy expressions (flat pairs, long double)."""
     flat = rho.ndim == 1
     e, de, d2 = (np.zeros(rho.shape, dtype=rho.dtype) for _ in range(3))
     carried = None

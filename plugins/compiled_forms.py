@@ -304,34 +304,47 @@ def gelu(sa, sb, rho, sab):
     return gelu_block(sa, sb, rho, sab, np.arctan2(delta, minus_c))
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
-def _g(w, count, x):
-    """g_m(x) = sum_i w[i] x^i (Horner, ``count`` weights) and its terms' magnitude."""
-    value = w[count - 1]
-    size = abs(w[count - 1])
-    for i in range(count - 2, -1, -1):
-        value = value * x + w[i]
-        size = size * x + abs(w[i])
-    return value, size
+@njit(nogil=True, cache=True, error_model="numpy")
+def polynomial_table(x, weights, counts, factors):
+    """factors[m] g_m(x) and factors[m] |g|_m(x) for every point of ``x`` (n, 1) or (1, n)
+    and every m, g_m(x) = sum_i weights[m, i] x^i by Horner (``counts[m]`` weights) and
+    |g|_m its terms' magnitude (with |weights|): a row's or a column's factors of the
+    finite Mehler sum, computed once per block side."""
+    points = x.size
+    size = weights.shape[0]
+    g, mag = np.empty((points, size)), np.empty((points, size))
+    flat = x.ravel()
+    for p in range(points):
+        v = flat[p] * flat[p]
+        for k in range(size):
+            w = weights[k]
+            top = counts[k] - 1
+            value = w[top]
+            magnitude = abs(w[top])
+            for i in range(top - 1, -1, -1):
+                value = value * v + w[i]
+                magnitude = magnitude * v + abs(w[i])
+            g[p, k] = factors[k] * value
+            mag[p, k] = factors[k] * magnitude
+    return g, mag
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
-def _poly_terms(weights, counts, nonzero, factors, a, b, c):
-    """PolynomialForm.terms at one pair: Horner in c over m of g_m(a) g_m(b) / m!."""
+def _poly_terms(ga, ma, gb, mb, nonzero, c):
+    """PolynomialForm.terms at one pair: Horner in c over m of (g_m(a)/m!) g_m(b) (the
+    row's factors ga, ma carry 1/m!), skipping the g_m that vanish identically."""
     value = 0.0
     size = 0.0
     started = False
     abs_c = abs(c)
-    for k in range(weights.shape[0] - 1, -1, -1):
+    for k in range(nonzero.size - 1, -1, -1):
         if started:
             value = value * c
             size = size * abs_c
         if not nonzero[k]:
             continue
-        ga, ma = _g(weights[k], counts[k], a)
-        gb, mb = _g(weights[k], counts[k], b)
-        term = (factors[k] * ga) * gb
-        mag = (factors[k] * ma) * mb
+        term = ga[k] * gb[k]
+        mag = ma[k] * mb[k]
         value = value + term if started else term
         size = size + mag if started else mag
         started = True
@@ -339,25 +352,44 @@ def _poly_terms(weights, counts, nonzero, factors, a, b, c):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def polynomial_block(sa, sb, rho, sab, w0, n0, z0, f0, g0, w1, n1, z1, f1, g1, w2, n2, z2, f2):
-    """s = sum_j p_j u^j: the finite Mehler sums of s (weights w0 ...), s' (w1 ...) and s''
-    (w2 ...: the slope), each with its growth g = 4 (number of coefficients)."""
+def polynomial_block(rho, sab, rows, cols, nonzero, growth):
+    """s = sum_j p_j u^j: the finite Mehler sums of s, s' and s'' (the slope) from the
+    factors of :func:`polynomial_table` (``rows[f]``, ``cols[f]``: (values, magnitudes)
+    of form f = 0, 1, 2 over the block's rows and columns), each bound with its growth
+    4 (number of coefficients)."""
     n, m = rho.shape
     e, err_e, de, err_d, slope = _outputs(n, m)
+    ga0, ma0 = rows[0]
+    gb0, mb0 = cols[0]
+    ga1, ma1 = rows[1]
+    gb1, mb1 = cols[1]
+    ga2, ma2 = rows[2]
+    gb2, mb2 = cols[2]
     for i in range(n):
-        a = sa[i, 0] * sa[i, 0]
         for j in range(m):
             c = rho[i, j] * sab[i, j]
-            b = sb[0, j] * sb[0, j]
-            value, size = _poly_terms(w0, n0, z0, f0, a, b, c)
+            value, size = _poly_terms(ga0[i], ma0[i], gb0[j], mb0[j], nonzero[0], c)
             e[i, j] = value
-            err_e[i, j] = (EPS * (8 + g0)) * size
-            value, size = _poly_terms(w1, n1, z1, f1, a, b, c)
+            err_e[i, j] = (EPS * (8 + growth[0])) * size
+            value, size = _poly_terms(ga1[i], ma1[i], gb1[j], mb1[j], nonzero[1], c)
             de[i, j] = value
-            err_d[i, j] = (EPS * (8 + g1)) * size
-            value, _ = _poly_terms(w2, n2, z2, f2, a, b, c)
+            err_d[i, j] = (EPS * (8 + growth[1])) * size
+            value, _ = _poly_terms(ga2[i], ma2[i], gb2[j], mb2[j], nonzero[2], c)
             slope[i, j] = abs(value)
     return e, err_e, de, err_d, slope
+
+
+def polynomial(sa, sb, rho, sab, tables):
+    """The five arrays of a polynomial activation; ``tables``: for s, s' and s'' the
+    (weights, counts, non-zero mask, 1/m!, growth) of :meth:`PolynomialForm._tables`."""
+    rows, cols, nonzero, growth = [], [], [], []
+    for weights, counts, mask, factors, g in tables:
+        rows.append(polynomial_table(sa, weights, counts, factors))
+        cols.append(polynomial_table(sb, weights, counts, np.ones_like(factors)))
+        nonzero.append(mask)
+        growth.append(g)
+    return polynomial_block(rho, sab, tuple(rows), tuple(cols), tuple(nonzero),
+                            np.array(growth))
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

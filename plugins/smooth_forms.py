@@ -597,5 +597,5 @@ class PolynomialForm(SmoothForm):
 
     def compiled(self):
         first = self.derivative()
-        tables = self._tables() + first._tables() + first.derivative()._tables()[:4]
-        return lambda sa, sb, rho, sab: compiled.polynomial_block(sa, sb, rho, sab, *tables)
+        tables = (self._tables(), first._tables(), first.derivative()._tables())
+        return lambda sa, sb, rho, sab: compiled.polynomial(sa, sb, rho, sab, tables)
