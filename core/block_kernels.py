@@ -299,8 +299,8 @@ def block_layers(
 
     def run(tile: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         r0, r1, c0, c1 = tile
-        sigma = (w2 / d) * (x1[r0:r1] @ x2[c0:c1].T) + b2
-        err = EPS64 * ((w2 / d) * growth * np.outer(norm1[r0:r1], norm2[c0:c1]) + b2)
+        sigma, err = fused.first_layer(x1[r0:r1] @ x2[c0:c1].T, norm1[r0:r1], norm2[c0:c1],
+                                       w2 / d, b2, float(growth), EPS64)
 
         def emit(h, s, k):
             at = slot(h)

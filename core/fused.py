@@ -205,3 +205,18 @@ def kinked_horner(ra_t, hb_t, qa_t, rb_t, rho, terms):
                 x = x + qa[k] * rb[k]
             e[i, j], de[i, j], d2[i, j] = x, dx, d2x
     return e, de, d2
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def first_layer(dots, norm1, norm2, w2d, b2, growth, eps):
+    """Sigma_0 = w2d x.x' + b^2 (in place of the dot products ``dots``) and its bound
+    eps (w2d growth |x| |x'| + b^2) on a block, ``norm1``, ``norm2`` the rows' and the
+    columns' norms (as :func:`hgmntk.block_kernels.block_layers` forms them)."""
+    n, m = dots.shape
+    err = np.empty((n, m))
+    scale = w2d * growth
+    for i in range(n):
+        for j in range(m):
+            dots[i, j] = w2d * dots[i, j] + b2
+            err[i, j] = eps * (scale * (norm1[i] * norm2[j]) + b2)
+    return dots, err

@@ -123,23 +123,28 @@ def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def trig_arguments(sa, sb, rho, sab, B):
-    """min(P, Q) = B^2 (a + b - 2|c|)/2 and |Q - P| = 2 B^2 |c| of a trigonometric form."""
+    """The exponents of a trigonometric form: -min(P, Q), -max(P, Q) and -|Q - P| with
+    min(P, Q) = B^2 (a + b - 2|c|)/2 and |Q - P| = 2 B^2 |c|."""
     n, m = rho.shape
-    low, k2 = np.empty((n, m)), np.empty((n, m))
+    low, high, k2 = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
     for i in range(n):
         for j in range(m):
             r, s = rho[i, j], sab[i, j]
             diff = sa[i, 0] - sb[0, j]
-            k2[i, j] = abs((2 * B * B) * (r * s))
-            low[i, j] = (B * B / 2) * (diff * diff + (2 * s) * (1 - abs(r)))
-    return low, k2
+            k = abs((2 * B * B) * (r * s))
+            lo = (B * B / 2) * (diff * diff + (2 * s) * (1 - abs(r)))
+            low[i, j] = -lo
+            high[i, j] = -(lo + k)
+            k2[i, j] = -k
+    return low, high, k2
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def trig_block(sa, sb, rho, sab, big, small, q, B, b4, g, one_plus_g, scale, dg,
+def trig_block(sa, sb, rho, sab, big, small, expm1, B, b4, g, one_plus_g, scale, dg,
                d_one_plus_g, d_scale):
     """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
-    s'), given e^-min(P, Q), e^-max(P, Q) and 1 - e^-|Q - P| (``big``, ``small``, ``q``):
+    s'), given e^-min(P, Q), e^-max(P, Q) and e^-|Q - P| - 1 (``big``, ``small``,
+    ``expm1``; q = 1 - e^-|Q - P|):
     E = scale (e^-P + g e^-Q), P, Q = B^2 (a + b -+ 2c)/2, in the split forms of
     TrigForm.terms; slope b4 |E[ss]| (b4 = B^4, rounded as Python does); growth
     B^2 (a + b)."""
@@ -148,7 +153,7 @@ def trig_block(sa, sb, rho, sab, big, small, q, B, b4, g, one_plus_g, scale, dg,
     for i in range(n):
         for j in range(m):
             c = rho[i, j] * sab[i, j]
-            m_, sm, qq = big[i, j], small[i, j], q[i, j]
+            m_, sm, qq = big[i, j], small[i, j], -expm1[i, j]
             q_ge_p = c >= 0
             growth = (B * B) * (sa[i, 0] * sa[i, 0] + sb[0, j] * sb[0, j])
             bound = EPS * (8 + growth)
@@ -165,15 +170,11 @@ def trig_block(sa, sb, rho, sab, big, small, q, B, b4, g, one_plus_g, scale, dg,
 def trig(sa, sb, rho, sab, B, *constants):
     """The five arrays of a trigonometric form (numpy's vectorised exp and expm1 between
     two compiled passes)."""
-    low, k2 = trig_arguments(sa, sb, rho, sab, B)
-    big = np.exp(-low)
-    low += k2
-    np.negative(low, out=low)
-    small = np.exp(low)
-    np.negative(k2, out=k2)
-    q = np.expm1(k2)
-    np.negative(q, out=q)
-    return trig_block(sa, sb, rho, sab, big, small, q, B, B**4, *constants)
+    low, high, k2 = trig_arguments(sa, sb, rho, sab, B)
+    np.exp(low, out=low)
+    np.exp(high, out=high)
+    np.expm1(k2, out=k2)
+    return trig_block(sa, sb, rho, sab, low, high, k2, B, B**4, *constants)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

@@ -307,3 +307,18 @@ def test_compiled_pair_dot2_matches_the_vectorised_dot2():
     assert np.array_equal(hi, want_hi) and np.array_equal(lo, want_lo)
     want = np.linalg.norm(x1[i], axis=1) * np.linalg.norm(x2[j], axis=1)
     assert np.allclose(norms, want, rtol=1e-14, atol=0)
+
+
+def test_compiled_first_layer_matches_its_numpy_expression():
+    """fused.first_layer: Sigma_0 = (W^2/d) x.x' + b^2 and its rounding bound, bitwise the
+    numpy expressions it replaced."""
+    from hgmntk import fused
+
+    rng = np.random.default_rng(9)
+    x1, x2 = rng.standard_normal((6, 4)), rng.standard_normal((5, 4))
+    n1, n2 = np.linalg.norm(x1, axis=1), np.linalg.norm(x2, axis=1)
+    w2d, b2, growth = 2.25 / 4, 0.0025, 1 + np.sqrt(4) / 4
+    eps = np.finfo(float).eps
+    sigma, err = fused.first_layer(x1 @ x2.T, n1, n2, w2d, b2, growth, eps)
+    assert np.array_equal(sigma, w2d * (x1 @ x2.T) + b2)
+    assert np.array_equal(err, eps * (w2d * growth * np.outer(n1, n2) + b2))
