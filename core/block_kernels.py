@@ -54,7 +54,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fused
 from .covariance import affine_covariance, dot2
 from .integrator import BlockEvaluator, PairBlock
 
@@ -218,6 +217,8 @@ def _fused_recursion(sigma, err, sqrt_rows, sqrt_cols, ss, dsds, w2, b2, emit, r
                      checked, rho_absolute):
     """:func:`recursion` on float64 (n, m) blocks by the compiled loops of
     :mod:`hgmntk.fused` (the same operations in the same order, one pass each)."""
+    from . import fused  # here, not at import: numba loads with the first kernel
+
     eps = EPS64
     ntk, ntk_err = sigma, err
     flag = np.zeros(sigma.shape, dtype=bool)
@@ -274,6 +275,8 @@ def block_layers(
     Returns the matrices of every layer 1..depth (``keep_all``) or of the last one.
     ``progress(stage, done, total)`` is called with the entries done after each block.
     """
+    from . import fused
+
     n1, n2 = x1.shape[0], x2.shape[0]
     d = x1.shape[1]
     w2, b2 = float(w_std) ** 2, float(b_std) ** 2
@@ -455,6 +458,8 @@ def _pair_sigma0(x1, x2, i, j, w2: float, b2: float):
     """Sigma_0 of the pairs (x1[i], x2[j]) from compensated dot products (long double,
     accurate where x.x' cancels) and the products of their norms |x1[i]| |x2[j]|."""
     if x1.dtype == np.float64 and x2.dtype == np.float64:
+        from . import fused
+
         hi, lo, norms = fused.pair_dot2(np.ascontiguousarray(x1), np.ascontiguousarray(x2),
                                         np.asarray(i, dtype=np.int64),
                                         np.asarray(j, dtype=np.int64))

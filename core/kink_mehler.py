@@ -68,7 +68,6 @@ import mpmath
 import numpy as np
 import scipy.special
 
-from . import fused
 from .integrator import PairBlock
 from .ld_matmul import matmul
 from .mehler import hermite_function_matrix, horner_shift, level_factor, level_horner
@@ -788,6 +787,8 @@ class KinkedMehlerDual:
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
         if kinked and not flat and rho.dtype == ra.dtype == np.float64:
+            from . import fused
+
             rows_first = (np.ascontiguousarray(t.T) for t in (ra, hb, qa, rb))
             e, de, d2 = fused.kinked_horner(*rows_first, np.ascontiguousarray(rho), n_hi)
         elif kinked:

@@ -43,7 +43,6 @@ from functools import lru_cache
 import numpy as np
 import scipy.special
 
-from . import fused
 from .integrator import PairBlock
 from .ld_matmul import matmul
 
@@ -154,6 +153,8 @@ def level_horner(ha: np.ndarray, hb: np.ndarray, rho: np.ndarray, absrho: np.nda
     :func:`hgmntk.fused.level_horner` (the same steps per entry)."""
     if rho.ndim == 2 and rho.dtype == ha.dtype == hb.dtype == np.float64:
         # 2-D float64 blocks: the compiled twin, each entry with its level's cut
+        from . import fused
+
         cut = np.asarray(cuts, dtype=np.int64)[
             np.searchsorted(np.asarray(levels[:-1], dtype=float), absrho, side="left")]
         return fused.level_horner(np.ascontiguousarray(ha.T), np.ascontiguousarray(hb.T),

@@ -59,8 +59,6 @@ from hgmntk.block_kernels import precision_ratio
 from hgmntk.covariance import Covariances, half_power
 from hgmntk.integrator import PairBlock
 
-from . import compiled_forms as compiled
-
 #: A block value (n >= 2) is trusted when it keeps at least this fraction of its terms'
 #: magnitude.
 TRUST = 1e-2
@@ -313,6 +311,8 @@ class RectifiedFamily:
         key = ("rectified linear", self.alpha, self.beta)
         out = block.cache.get(key)
         if out is None:
+            from . import compiled_forms as compiled  # numba loads with the first kernel
+
             al, be = self.alpha, self.beta
             pi = np.pi
             d_al, d_be = al, -be  # s' = alpha Y(u) - beta Y(-u): the family (0, al, -be)

@@ -59,7 +59,6 @@ import numpy as np
 from hgmntk.covariance import VARIANCE_RANGE, Covariances
 from hgmntk.integrator import PairBlock
 
-from . import compiled_forms as compiled
 from .closed_forms import _pi, _with_block
 
 # The forms are written so their intermediate quantities neither overflow nor underflow
@@ -207,7 +206,8 @@ class SmoothForm:
 
     def compiled(self):
         """A compiled loop ``f(sa, sb, rho, sab) -> (E[ss], bound, E[s's'], bound, slope)``
-        over float64 blocks (see :mod:`hgmntk.plugins.compiled_forms`), or None."""
+        over float64 blocks (see :mod:`hgmntk.plugins.compiled_forms`, imported here: numba
+        loads with the first kernel, not with the registry), or None."""
         return None
 
     def _compiled_block(self, block: PairBlock):
@@ -326,6 +326,7 @@ class ErfForm(SmoothForm):
     def compiled(self):
         if self.is_derivative:
             return None
+        from . import compiled_forms as compiled
         A, B, C = self.A, self.B, self.C
         return lambda sa, sb, rho, sab: compiled.erf(sa, sb, rho, sab, A, B, C)
 
@@ -396,6 +397,8 @@ class TrigForm(SmoothForm):
         return g, one_plus_g, self.A * self.A / 2
 
     def compiled(self):
+        from . import compiled_forms as compiled
+
         B = self.B
         constants = self._constants() + self.derivative()._constants()
         return lambda sa, sb, rho, sab: compiled.trig(sa, sb, rho, sab, B, *constants)
@@ -424,6 +427,8 @@ class ExpForm(SmoothForm):
         return ExpForm(self.A * self.B, self.B)
 
     def compiled(self):
+        from . import compiled_forms as compiled
+
         aa, d = self.A * self.A, self.derivative()
         daa, B = d.A * d.A, self.B
         return lambda sa, sb, rho, sab: compiled.exponential(sa, sb, rho, sab, aa, daa, B)
@@ -478,6 +483,8 @@ class GaussianForm(SmoothForm):
     def compiled(self):
         if self.order != 0:
             return None
+        from . import compiled_forms as compiled
+
         A, B = self.A, self.B
         return lambda sa, sb, rho, sab: compiled.gaussian_block(sa, sb, rho, sab, A, B)
 
@@ -528,6 +535,8 @@ class GeluForm(SmoothForm):
         return GeluForm(self.order + 1)
 
     def compiled(self):
+        from . import compiled_forms as compiled
+
         return compiled.gelu if self.order == 0 else None
 
 
@@ -596,6 +605,8 @@ class PolynomialForm(SmoothForm):
         return weights, counts, nonzero, factors, 4.0 * len(self.coef)
 
     def compiled(self):
+        from . import compiled_forms as compiled
+
         first = self.derivative()
         tables = (self._tables(), first._tables(), first.derivative()._tables())
         return lambda sa, sb, rho, sab: compiled.polynomial(sa, sb, rho, sab, tables)

@@ -63,7 +63,8 @@ def test_misshapen_system_is_refused_when_the_file_is_read(damage):
 
 
 def test_closed_form_call_starts_without_scipy_sympy_or_parsing():
-    """`hgmntk dual relu` loads neither SciPy nor SymPy and parses no system (start-up)."""
+    """`hgmntk dual relu` loads neither SciPy, SymPy nor numba (the kernels' compiled
+    loops) and parses no system (start-up)."""
     code = (
         "import contextlib, io, sys\n"
         "from hgmntk.cli import main\n"
@@ -73,7 +74,7 @@ def test_closed_form_call_starts_without_scipy_sympy_or_parsing():
         "from hgmntk.plugin_manager import get_registry\n"
         "parsed = [n for n, a in get_registry().activations.items()\n"
         "          if 'parsed=[]' not in repr(a.duals) and a.duals]\n"
-        "heavy = sorted(m for m in ('scipy', 'sympy', 'sklearn') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('scipy', 'sympy', 'sklearn', 'numba') if m in sys.modules)\n"
         "print(out.getvalue().strip(), parsed, heavy)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
