@@ -331,33 +331,49 @@ def polynomial_table(x, weights, counts, factors):
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
-def _poly_terms(ga, ma, gb, mb, nonzero, c):
-    """PolynomialForm.terms at one pair: Horner in c over m of (g_m(a)/m!) g_m(b) (the
-    row's factors ga, ma carry 1/m!), skipping the g_m that vanish identically."""
-    value = 0.0
-    size = 0.0
+def _poly_row(ga, ma, gb_t, mb_t, nonzero, c, abs_c, value, size, with_size):
+    """PolynomialForm.terms along one row of a block: Horner in c over m of
+    (g_m(a)/m!) g_m(b) (``ga``, ``ma``: the row's factors with 1/m!; ``gb_t``, ``mb_t``:
+    the columns', m x columns), skipping the g_m that vanish identically, into ``value``
+    (and the magnitudes into ``size`` with ``with_size``).  The loop over the columns is
+    innermost, so it vectorises; each entry sees the same operations as in the numpy
+    form."""
     started = False
-    abs_c = abs(c)
     for k in range(nonzero.size - 1, -1, -1):
         if started:
-            value = value * c
-            size = size * abs_c
+            for j in range(c.size):
+                value[j] = value[j] * c[j]
+            if with_size:
+                for j in range(c.size):
+                    size[j] = size[j] * abs_c[j]
         if not nonzero[k]:
             continue
-        term = ga[k] * gb[k]
-        mag = ma[k] * mb[k]
-        value = value + term if started else term
-        size = size + mag if started else mag
+        g, mg = ga[k], ma[k]
+        b, mb = gb_t[k], mb_t[k]
+        if started:
+            for j in range(c.size):
+                value[j] = value[j] + g * b[j]
+            if with_size:
+                for j in range(c.size):
+                    size[j] = size[j] + mg * mb[j]
+        else:
+            for j in range(c.size):
+                value[j] = g * b[j]
+            if with_size:
+                for j in range(c.size):
+                    size[j] = mg * mb[j]
         started = True
-    return value, size
+    if not started:
+        value[:] = 0.0
+        size[:] = 0.0
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def polynomial_block(rho, sab, rows, cols, nonzero, growth):
     """s = sum_j p_j u^j: the finite Mehler sums of s, s' and s'' (the slope) from the
-    factors of :func:`polynomial_table` (``rows[f]``, ``cols[f]``: (values, magnitudes)
-    of form f = 0, 1, 2 over the block's rows and columns), each bound with its growth
-    4 (number of coefficients)."""
+    factors of :func:`polynomial_table` (``rows[f]``: (values, magnitudes) of form
+    f = 0, 1, 2 over the block's rows; ``cols[f]`` the same over its columns, transposed:
+    terms x columns), each bound with its growth 4 (number of coefficients)."""
     n, m = rho.shape
     e, err_e, de, err_d, slope = _outputs(n, m)
     ga0, ma0 = rows[0]
@@ -366,17 +382,20 @@ def polynomial_block(rho, sab, rows, cols, nonzero, growth):
     gb1, mb1 = cols[1]
     ga2, ma2 = rows[2]
     gb2, mb2 = cols[2]
+    bound0, bound1 = EPS * (8 + growth[0]), EPS * (8 + growth[1])
+    z0, z1, z2 = nonzero
+    c, abs_c = np.empty(m), np.empty(m)
     for i in range(n):
         for j in range(m):
-            c = rho[i, j] * sab[i, j]
-            value, size = _poly_terms(ga0[i], ma0[i], gb0[j], mb0[j], nonzero[0], c)
-            e[i, j] = value
-            err_e[i, j] = (EPS * (8 + growth[0])) * size
-            value, size = _poly_terms(ga1[i], ma1[i], gb1[j], mb1[j], nonzero[1], c)
-            de[i, j] = value
-            err_d[i, j] = (EPS * (8 + growth[1])) * size
-            value, _ = _poly_terms(ga2[i], ma2[i], gb2[j], mb2[j], nonzero[2], c)
-            slope[i, j] = abs(value)
+            c[j] = rho[i, j] * sab[i, j]
+            abs_c[j] = abs(c[j])
+        _poly_row(ga0[i], ma0[i], gb0, mb0, z0, c, abs_c, e[i], err_e[i], True)
+        _poly_row(ga1[i], ma1[i], gb1, mb1, z1, c, abs_c, de[i], err_d[i], True)
+        _poly_row(ga2[i], ma2[i], gb2, mb2, z2, c, abs_c, slope[i], slope[i], False)
+        for j in range(m):
+            err_e[i, j] = bound0 * err_e[i, j]
+            err_d[i, j] = bound1 * err_d[i, j]
+            slope[i, j] = abs(slope[i, j])
     return e, err_e, de, err_d, slope
 
 
@@ -384,11 +403,12 @@ def polynomial(sa, sb, rho, sab, tables):
     """The five arrays of a polynomial activation; ``tables``: for s, s' and s'' the
     (weights, counts, non-zero mask, 1/m!, growth) of :meth:`PolynomialForm._tables`."""
     rows, cols, nonzero, growth = [], [], [], []
-    for weights, counts, mask, factors, g in tables:
+    for weights, counts, mask, factors, grows in tables:
         rows.append(polynomial_table(sa, weights, counts, factors))
-        cols.append(polynomial_table(sb, weights, counts, np.ones_like(factors)))
+        g, mg = polynomial_table(sb, weights, counts, np.ones_like(factors))
+        cols.append((np.ascontiguousarray(g.T), np.ascontiguousarray(mg.T)))
         nonzero.append(mask)
-        growth.append(g)
+        growth.append(grows)
     return polynomial_block(rho, sab, tuple(rows), tuple(cols), tuple(nonzero),
                             np.array(growth))
 

@@ -172,9 +172,14 @@ class SmoothForm:
         raise NotImplementedError
 
     def key(self) -> tuple:
-        """What identifies the form (its class and parameters): results on a pair are
-        shared by equal forms (E[ss] of the form is the slope's source for some)."""
-        return (type(self).__name__, repr(sorted(vars(self).items())))
+        """What identifies the form (its class and parameters, not the private caches):
+        results on a pair are shared by equal forms (E[ss] of the form is the slope's
+        source for some).  Computed once per form."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            public = sorted((k, v) for k, v in vars(self).items() if not k.startswith("_"))
+            key = self._key = (type(self).__name__, repr(public))
+        return key
 
     def cached_terms(self, p: Pair):
         key = ("terms", self.key())
@@ -219,7 +224,9 @@ class SmoothForm:
         key = ("compiled", self.key())
         out = block.cache.get(key)
         if out is None:
-            run = self.compiled()
+            run = self.__dict__.get("_run", False)
+            if run is False:  # built once per form (polynomials build tables)
+                run = self._run = self.compiled()
             if run is None:
                 return None
             sa = np.ascontiguousarray(np.broadcast_to(block.sa, (rho.shape[0], 1)))

@@ -28,7 +28,7 @@ FORMS = [
 def _numpy_only(form):
     """A copy of ``form`` without its compiled loop (the numpy block evaluation)."""
     twin = type(form).__new__(type(form))
-    twin.__dict__.update(form.__dict__)
+    twin.__dict__.update({k: v for k, v in vars(form).items() if not k.startswith("_")})
     twin.compiled = lambda: None
     return twin
 
