@@ -306,14 +306,16 @@ def gelu(sa, sb, rho, sab):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def polynomial_table(x, weights, counts, factors):
-    """factors[m] g_m(x) and factors[m] |g|_m(x) for every point of ``x`` (n, 1) or (1, n)
-    and every m, g_m(x) = sum_i weights[m, i] x^i by Horner (``counts[m]`` weights) and
-    |g|_m its terms' magnitude (with |weights|): a row's or a column's factors of the
-    finite Mehler sum, computed once per block side."""
+def polynomial_table(x, weights, counts, factors, rows):
+    """The factors of the finite Mehler sum on one side of a block: g_m(x) and |g|_m(x)
+    for every point of ``x`` (n, 1) or (1, n) and every m, g_m(x) = sum_i weights[m, i]
+    x^i by Horner (``counts[m]`` weights) and |g|_m its terms' magnitude (with |weights|);
+    for the ``rows`` times factors[m] = 1/m! (points x terms), for the columns as they are
+    and transposed (terms x points, read along a row of the block)."""
     points = x.size
     size = weights.shape[0]
-    g, mag = np.empty((points, size)), np.empty((points, size))
+    shape = (points, size) if rows else (size, points)
+    g, mag = np.empty(shape), np.empty(shape)
     flat = x.ravel()
     for p in range(points):
         v = flat[p] * flat[p]
@@ -325,8 +327,12 @@ def polynomial_table(x, weights, counts, factors):
             for i in range(top - 1, -1, -1):
                 value = value * v + w[i]
                 magnitude = magnitude * v + abs(w[i])
-            g[p, k] = factors[k] * value
-            mag[p, k] = factors[k] * magnitude
+            if rows:
+                g[p, k] = factors[k] * value
+                mag[p, k] = factors[k] * magnitude
+            else:
+                g[k, p] = value
+                mag[k, p] = magnitude
     return g, mag
 
 
@@ -369,19 +375,20 @@ def _poly_row(ga, ma, gb_t, mb_t, nonzero, c, abs_c, value, size, with_size):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def polynomial_block(rho, sab, rows, cols, nonzero, growth):
-    """s = sum_j p_j u^j: the finite Mehler sums of s, s' and s'' (the slope) from the
-    factors of :func:`polynomial_table` (``rows[f]``: (values, magnitudes) of form
-    f = 0, 1, 2 over the block's rows; ``cols[f]`` the same over its columns, transposed:
-    terms x columns), each bound with its growth 4 (number of coefficients)."""
+def polynomial_block(sa, sb, rho, sab, forms, nonzero, growth):
+    """s = sum_j p_j u^j: the finite Mehler sums of s, s' and s'' (the slope) on a block,
+    ``forms`` holding each one's (weights, counts, 1/m!) of :meth:`PolynomialForm._tables`
+    (its factors from :func:`polynomial_table` on the rows and the columns), each bound
+    with its growth 4 (number of coefficients)."""
     n, m = rho.shape
     e, err_e, de, err_d, slope = _outputs(n, m)
-    ga0, ma0 = rows[0]
-    gb0, mb0 = cols[0]
-    ga1, ma1 = rows[1]
-    gb1, mb1 = cols[1]
-    ga2, ma2 = rows[2]
-    gb2, mb2 = cols[2]
+    f0, f1, f2 = forms
+    ga0, ma0 = polynomial_table(sa, f0[0], f0[1], f0[2], True)
+    gb0, mb0 = polynomial_table(sb, f0[0], f0[1], f0[2], False)
+    ga1, ma1 = polynomial_table(sa, f1[0], f1[1], f1[2], True)
+    gb1, mb1 = polynomial_table(sb, f1[0], f1[1], f1[2], False)
+    ga2, ma2 = polynomial_table(sa, f2[0], f2[1], f2[2], True)
+    gb2, mb2 = polynomial_table(sb, f2[0], f2[1], f2[2], False)
     bound0, bound1 = EPS * (8 + growth[0]), EPS * (8 + growth[1])
     z0, z1, z2 = nonzero
     c, abs_c = np.empty(m), np.empty(m)
@@ -402,15 +409,10 @@ def polynomial_block(rho, sab, rows, cols, nonzero, growth):
 def polynomial(sa, sb, rho, sab, tables):
     """The five arrays of a polynomial activation; ``tables``: for s, s' and s'' the
     (weights, counts, non-zero mask, 1/m!, growth) of :meth:`PolynomialForm._tables`."""
-    rows, cols, nonzero, growth = [], [], [], []
-    for weights, counts, mask, factors, grows in tables:
-        rows.append(polynomial_table(sa, weights, counts, factors))
-        g, mg = polynomial_table(sb, weights, counts, np.ones_like(factors))
-        cols.append((np.ascontiguousarray(g.T), np.ascontiguousarray(mg.T)))
-        nonzero.append(mask)
-        growth.append(grows)
-    return polynomial_block(rho, sab, tuple(rows), tuple(cols), tuple(nonzero),
-                            np.array(growth))
+    forms = tuple((w, n, f) for w, n, _, f, _ in tables)
+    nonzero = tuple(t[2] for t in tables)
+    growth = np.array([t[4] for t in tables])
+    return polynomial_block(sa, sb, rho, sab, forms, nonzero, growth)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
