@@ -11,10 +11,17 @@ arithmetic, in the same order (so the same float64 values), entry by entry in on
 * :func:`layer_update`: Sigma_{h+1} = W^2 E + b^2, NTK_{h+1} = Sigma_{h+1} + NTK_h W^2 E',
   their bounds, and the mark of entries whose bound exceeds the target;
 * :func:`write_block`: a block written into the kernel matrix, and mirrored for a
-  symmetric one (column by column, so the transposed writes are contiguous).
+  symmetric one (column by column, so the transposed writes are contiguous);
+* :func:`first_layer`: Sigma_0 and its rounding bound from a block's dot products;
+* :func:`pair_dot2`: compensated dot products (Dot2) of scattered pairs, for the entries
+  redone in extended precision;
+* :func:`level_horner`, :func:`kinked_horner`: Mehler's sums (plain, each entry with the
+  terms of its |rho| level; and the kinked series of :mod:`hgmntk.kink_mehler`).
 
 They take float64 arrays only (numba has no long double): the extended-precision passes
-keep the numpy expressions, which are also the reference the tests compare these with.
+keep the numpy expressions, which are also the reference the tests compare these with
+(bitwise).  numba compiles with its numpy error model (x/0 is inf or NaN, as numpy
+gives it) and without fast-math, so IEEE rounding holds operation by operation.
 Compiled code is cached on disk (``cache=True``), so only the first run on a machine pays
 for the compilation.
 """
