@@ -190,3 +190,28 @@ def test_damped_kink_near_collinear_at_large_variances(name):
     for got, err, ref in ((e, err_e, ref_e), (de, err_d, ref_d)):
         assert np.all(err <= 1e-11 * np.abs(ref)), err / np.abs(ref)
         assert np.all(np.abs(got - ref) <= err + 1e-14 * np.abs(ref))
+
+
+def test_compiled_kinked_horner_repeats_the_numpy_steps_bitwise():
+    """hgmntk.fused.kinked_horner (2-D float64 blocks of the kinked series) against the
+    numpy Horner steps it replaces (mehler.horner_shift, then the two outer products per
+    term): e, e' and e''/2 bitwise, rho = +-1 included."""
+    from hgmntk import fused
+    from hgmntk.mehler import horner_shift
+
+    rng = np.random.default_rng(4)
+    terms, n, m = 30, 9, 14
+    scale = (1 + np.arange(terms))[:, None] ** 1.5
+    ra, qa = (rng.standard_normal((terms, n)) / scale for _ in range(2))
+    hb, rb = (rng.standard_normal((terms, m)) / scale for _ in range(2))
+    rho = rng.uniform(-1, 1, (n, m))
+    rho[0, :2] = [1.0, -1.0]
+    want = [np.zeros((n, m)) for _ in range(3)]
+    for k in range(terms - 1, -1, -1):
+        horner_shift(*want, rho)
+        want[0] += ra[k][:, None] * hb[k][None, :]
+        want[0] += qa[k][:, None] * rb[k][None, :]
+    got = fused.kinked_horner(*(np.ascontiguousarray(t.T) for t in (ra, hb, qa, rb)), rho,
+                              terms)
+    for x, y in zip(got, want):
+        assert np.array_equal(x, y)
