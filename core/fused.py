@@ -20,19 +20,21 @@ arithmetic, in the same order (so the same float64 values), entry by entry in on
 
 They take float64 arrays only (numba has no long double): the extended-precision passes
 keep the numpy expressions, which are also the reference the tests compare these with
-(bitwise).  numba compiles with its numpy error model (x/0 is inf or NaN, as numpy
-gives it) and without fast-math, so IEEE rounding holds operation by operation.
-Compiled code is cached on disk (``cache=True``), so only the first run on a machine pays
-for the compilation.
+(bitwise).  :func:`hgmntk.jit.loop` compiles with numba's numpy error model (x/0 is inf
+or NaN, as numpy gives it) and without fast-math, so IEEE rounding holds operation by
+operation.
+Compiled code is cached on disk (:mod:`hgmntk.jit`), so only the first run on a machine
+pays for the compilation.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import loop
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def correlations(sigma, err, sa, sb, eps, rho_absolute):
     """rho = clip(Sigma / sab, -1, 1), sab = sa sb, and err + 2 eps (|Sigma| (+ sab with
     ``rho_absolute``)); ``sigma``, ``err`` are (n, m), ``sa`` (n, 1) or (n, m), ``sb``
@@ -62,7 +64,7 @@ def correlations(sigma, err, sa, sb, eps, rho_absolute):
     return rho, sab, out
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def layer_update(sigma_err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope, w2, b2,
                  eps, target, check, flag):
     """One layer of the recursion on (n, m) arrays: returns (Sigma, err, NTK, NTK err)
@@ -103,7 +105,7 @@ def layer_update(sigma_err, ntk, ntk_err, e, err_e, de, err_d, slope, has_slope,
     return new_s, new_err, new_k, new_kerr
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def write_block(mat, values, r0, c0, symmetric):
     """mat[r0:r0+n, c0:c0+m] = values, and with ``symmetric`` the mirror image
     mat[c0:c0+m, r0:r0+n] = values.T; where the block straddles the diagonal (c0 == r0)
@@ -121,7 +123,7 @@ def write_block(mat, values, r0, c0, symmetric):
                 mat[c0 + j, r0 + i] = values[i, j]
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _two_product(x, y):
     """x y = p + e exactly (Dekker's split, as :func:`hgmntk.covariance.two_product`)."""
     p = x * y
@@ -134,7 +136,7 @@ def _two_product(x, y):
     return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _two_sum(x, y):
     """x + y = s + e exactly (Knuth)."""
     s = x + y
@@ -142,7 +144,7 @@ def _two_sum(x, y):
     return s, (x - (s - bp)) + (y - bp)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def pair_dot2(x1, x2, i, j):
     """For the pairs (x1[i[k]], x2[j[k]]): the dot products as unevaluated sums hi + lo
     (Dot2 of Ogita, Rump and Oishi, the same operations as
@@ -165,7 +167,7 @@ def pair_dot2(x1, x2, i, j):
     return hi, lo, norms
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def level_horner(ha_t, hb_t, rho, cut):
     """(e, e', e''/2) of e(rho) = sum_{n < cut} ha_t[i, n] hb_t[j, n] rho^n for every entry
     (i, j) of a 2-D block, each with its own number of terms ``cut[i, j]``: the compiled
@@ -190,7 +192,7 @@ def level_horner(ha_t, hb_t, rho, cut):
     return e, de, d2
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def kinked_horner(ra_t, hb_t, qa_t, rb_t, rho, terms):
     """(e, e', e''/2) of e(rho) = sum_{n < terms} (ra_t[i, n] hb_t[j, n]
     + qa_t[i, n] rb_t[j, n]) rho^n on a 2-D block: the kinked Mehler sum of
@@ -214,7 +216,7 @@ def kinked_horner(ra_t, hb_t, qa_t, rb_t, rho, terms):
     return e, de, d2
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def first_layer(dots, norm1, norm2, w2d, b2, growth, eps):
     """Sigma_0 = w2d x.x' + b^2 (in place of the dot products ``dots``) and its bound
     eps (w2d growth |x| |x'| + b^2) on a block, ``norm1``, ``norm2`` the rows' and the

@@ -24,30 +24,31 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from hgmntk.jit import loop
 
 EPS = float(np.finfo(np.float64).eps)
 PI = math.pi
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _outputs(n, m):
     """Five (n, m) arrays: E[ss], its bound, E[s's'], its bound, the slope."""
     return np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _det(rho, sab):
     return (sab * sab) * ((1 - rho) * (1 + rho))
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _erf_big(sa_i, sb_j, r, s, t):
     """D_t = 1 + t (a + b) + t^2 det."""
     return 1 + t * (sa_i * sa_i + sb_j * sb_j) + (t * t) * _det(r, s)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def erf_arguments(sa, sb, rho, sab, B):
     """The arguments of erf's arctan2: t c and sqrt(D_t) (t = 2 B^2)."""
     n, m = rho.shape
@@ -61,7 +62,7 @@ def erf_arguments(sa, sb, rho, sab, B):
     return y, x
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def erf_block(sa, sb, rho, sab, angle, A, B, C, k_slope):
     """s = A erf(B u) + C, given angle = arctan2(t c, sqrt(D_t)):
     E[ss] = (2 A^2/pi) angle + C^2, E[s's'] = A^2 B^2 (4/pi) / sqrt(D_t),
@@ -97,7 +98,7 @@ def erf(sa, sb, rho, sab, A, B, C):
     return erf_block(sa, sb, rho, sab, np.arctan2(y, x), A, B, C, k_slope)
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
     """(value, magnitude) of A sin/cos(B u + C)'s dual (TrigForm.terms), g = -+cos 2C."""
     if g == 1:
@@ -121,7 +122,7 @@ def _trig_terms(m_, small, q, q_ge_p, c, g, one_plus_g, scale):
     return scale * ((mq if q_ge_p else -mq) + one_plus_g * eq), scale * split
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def trig_arguments(sa, sb, rho, sab, B):
     """The exponents of a trigonometric form: -min(P, Q), -max(P, Q) and -|Q - P| with
     min(P, Q) = B^2 (a + b - 2|c|)/2 and |Q - P| = 2 B^2 |c|."""
@@ -139,7 +140,7 @@ def trig_arguments(sa, sb, rho, sab, B):
     return low, high, k2
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def trig_block(sa, sb, rho, sab, big, small, expm1, B, b4, g, one_plus_g, scale, dg,
                d_one_plus_g, d_scale):
     """s = A sin(B u + C) or A cos(B u + C) (g, 1 + g and scale = A^2/2 of s; dg, ... of
@@ -177,7 +178,7 @@ def trig(sa, sb, rho, sab, B, *constants):
     return trig_block(sa, sb, rho, sab, low, high, k2, B, B**4, *constants)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def exp_arguments(sa, sb, rho, sab, B):
     """Q = B^2 (a + b + 2c)/2 = B^2 ((sa - sb)^2 + 2 sab (1 + rho))/2."""
     n, m = rho.shape
@@ -190,7 +191,7 @@ def exp_arguments(sa, sb, rho, sab, B):
     return out
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def exp_block(q, eq, AA, dAA, b4):
     """s = A exp(B u) (AA = A^2, dAA = (A B)^2, b4 = B^4), given Q and e^Q:
     E[ss] = A^2 e^Q, E[s's'] = (A B)^2 e^Q, slope B^4 E[ss]; growth 2Q."""
@@ -216,7 +217,7 @@ def exponential(sa, sb, rho, sab, AA, dAA, B):
     return exp_block(q, np.exp(q), AA, dAA, B**4)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def gaussian_block(sa, sb, rho, sab, A, B):
     """s = A exp(B u^2): G = 1 - 2B (a + b) + 4B^2 det (as (1 - 2Ba)(1 - 2Bb) - 4B^2 c^2
     for B > 0, NaN where it is not positive), E[ss] = A^2 / sqrt(G),
@@ -252,7 +253,7 @@ def gaussian_block(sa, sb, rho, sab, A, B):
     return e, err_e, de, err_d, slope
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def gelu_arguments(sa, sb, rho, sab):
     """delta = sqrt(1 + a + b + det) and -c, the arguments of gelu's arctan2."""
     n, m = rho.shape
@@ -266,7 +267,7 @@ def gelu_arguments(sa, sb, rho, sab):
     return delta, minus_c
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def gelu_block(sa, sb, rho, sab, angle):
     """s = u Phi(u), with delta^2 = 1 + a + b + det, given angle = arctan2(delta, -c)
     (the three orders of GeluForm)."""
@@ -305,7 +306,7 @@ def gelu(sa, sb, rho, sab):
     return gelu_block(sa, sb, rho, sab, np.arctan2(delta, minus_c))
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def polynomial_table(x, weights, counts, factors, rows):
     """The factors of the finite Mehler sum on one side of a block: g_m(x) and |g|_m(x)
     for every point of ``x`` (n, 1) or (1, n) and every m, g_m(x) = sum_i weights[m, i]
@@ -336,7 +337,7 @@ def polynomial_table(x, weights, counts, factors, rows):
     return g, mag
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@loop(inline=True)
 def _poly_row(ga, ma, gb_t, mb_t, nonzero, c, abs_c, value, size, with_size):
     """PolynomialForm.terms along one row of a block: Horner in c over m of
     (g_m(a)/m!) g_m(b) (``ga``, ``ma``: the row's factors with 1/m!; ``gb_t``, ``mb_t``:
@@ -374,7 +375,7 @@ def _poly_row(ga, ma, gb_t, mb_t, nonzero, c, abs_c, value, size, with_size):
         size[:] = 0.0
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def polynomial_block(sa, sb, rho, sab, forms, nonzero, growth):
     """s = sum_j p_j u^j: the finite Mehler sums of s, s' and s'' (the slope) on a block,
     ``forms`` holding each one's (weights, counts, 1/m!) of :meth:`PolynomialForm._tables`
@@ -415,7 +416,7 @@ def polynomial(sa, sb, rho, sab, tables):
     return polynomial_block(sa, sb, rho, sab, forms, nonzero, growth)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@loop
 def rectified_linear_block(rho, theta, asin, sab, mix, scale, hi, d_mix, d_scale, d_big,
                            d_arcsin, jump):
     """s = alpha u Y(u) + beta (-u) Y(-u) (relu, abs, leaky and two-slope relus), given
