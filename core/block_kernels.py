@@ -45,7 +45,6 @@ blocks.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Callable
@@ -352,14 +351,6 @@ def block_layers(
             nngp, ntk, symmetric, checked,
         )
     return BlockResult(nngp, ntk, fi, fj, extended)
-
-
-@functools.cache
-def _lower_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the strict lower triangle of an n x n square (shared, read-only)."""
-    rows, cols = np.tril_indices(n, -1)
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols
 
 
 def _tiles(n1: int, n2: int, symmetric: bool) -> list[tuple[int, int, int, int]]:

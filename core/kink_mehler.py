@@ -786,6 +786,7 @@ class KinkedMehlerDual:
         n_hi = int(cuts[-1])
         ha, qa, ra = layer.h[:n_hi, ia], layer.q[:n_hi, ia], layer.r[:n_hi, ia]
         hb, qb, rb = layer.h[:n_hi, ib], layer.q[:n_hi, ib], layer.r[:n_hi, ib]
+        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
         if kinked and not flat and rho.dtype == ra.dtype == np.float64:
             from . import fused
 
@@ -798,10 +799,9 @@ class KinkedMehlerDual:
                 e += outer(ra[n], hb[n])
                 e += outer(qa[n], rb[n])
         else:
-            e, de, d2 = level_horner(ra, hb, rho, absrho, levels, cuts)
+            e, de, d2 = level_horner(ra, hb, rho, absrho, levels, cuts, level)
         d2 *= 2
         # each entry's tail at its level's cut
-        level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
         own = cuts[level]
         ca, cb = (ia, ib) if flat else (ia[:, None], ib[None, :])
         with np.errstate(under="ignore"):

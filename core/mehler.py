@@ -142,7 +142,7 @@ def horner_shift(e: np.ndarray, de: np.ndarray, d2: np.ndarray, rho: np.ndarray)
 
 
 def level_horner(ha: np.ndarray, hb: np.ndarray, rho: np.ndarray, absrho: np.ndarray,
-                 levels, cuts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 levels, cuts, level=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(e, e', e''/2) of e(rho) = sum_n ha[n] hb[n] rho^n by Horner over a block (2-D:
     ha[n] over the rows, hb[n] over the columns; or flat pairs), each entry with only the
     terms of its |rho| level: the entries up to levels[k] need cuts[k] terms (cuts
@@ -150,13 +150,15 @@ def level_horner(ha: np.ndarray, hb: np.ndarray, rho: np.ndarray, absrho: np.nda
     entries above levels[k-1] (gathered), carrying the Horner state of the entries above
     the next level; the whole block's pass starts where they leave it.  (Shared with
     :mod:`hgmntk.kink_mehler`.)  2-D float64 blocks run the compiled twin
-    :func:`hgmntk.fused.level_horner` (the same steps per entry)."""
+    :func:`hgmntk.fused.level_horner` (the same steps per entry), with each entry's level
+    index ``level`` where the caller has it (else found here)."""
     if rho.ndim == 2 and rho.dtype == ha.dtype == hb.dtype == np.float64:
         # 2-D float64 blocks: the compiled twin, each entry with its level's cut
         from . import fused
 
-        cut = np.asarray(cuts, dtype=np.int64)[
-            np.searchsorted(np.asarray(levels[:-1], dtype=float), absrho, side="left")]
+        if level is None:
+            level = np.searchsorted(np.asarray(levels[:-1], dtype=float), absrho, side="left")
+        cut = np.asarray(cuts, dtype=np.int64)[level]
         return fused.level_horner(np.ascontiguousarray(ha.T), np.ascontiguousarray(hb.T),
                                   np.ascontiguousarray(rho), cut)
     return array_level_horner(ha, hb, rho, absrho, levels, cuts)
@@ -447,10 +449,10 @@ class MehlerDual:
         n_hi = int(cuts[-1])
         h = layer.h
         ha, hb = h[:n_hi, ia], h[:n_hi, ib]
-        e, de, d2 = level_horner(ha, hb, rho, absrho, levels, cuts)
-        d2 *= 2
-        # each pair's own tail bound at its own cut
+        # each pair's |rho| level: its cut for the sums and its own tail bound
         level = np.searchsorted(np.asarray(levels[:-1]), absrho, side="left")
+        e, de, d2 = level_horner(ha, hb, rho, absrho, levels, cuts, level)
+        d2 *= 2
         cut = cuts[level]
         with np.errstate(under="ignore"):
             rn = absrho ** np.maximum(cut - 1, 0)
